@@ -4,4 +4,13 @@
 extern crate self as vit_runtime;
 
 pub mod data;
+pub mod model;
+pub mod models;
+pub mod nn;
 pub mod recipe;
+
+/// Re-exported so generated code (and users) name one dfdx version.
+pub use dfdx;
+pub use num_traits;
+pub use rand_distr;
+pub use vit_macros::model;

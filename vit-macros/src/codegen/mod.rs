@@ -1,0 +1,181 @@
+//! IR -> Rust tokens: the statically shaped dfdx model of a spec.
+//!
+//! Every size is emitted as a literal taken from the IR; no dimension is derived here.
+//! The generated code only composes `vit_runtime::nn` layers, so what a layer does is
+//! written (and tested) once, in the runtime.
+
+mod cnn;
+mod summary;
+mod vit;
+
+use crate::ir::{self, Arch, Model};
+use proc_macro2::{Ident, Span, TokenStream};
+use quote::{format_ident, quote};
+use std::path::Path;
+
+/// Emits the model type for `model`; `teacher` is the validated spec it distils from;
+/// `spec_path` is the absolute path, used for `include_str!` so edits trigger rebuilds.
+pub fn emit(model: &Model, teacher: Option<&Model>, spec_path: &Path) -> TokenStream {
+    let ty = type_name(&model.name);
+    let body = match &model.arch {
+        Arch::Vit(vit) => vit::emit(model, vit, &ty, teacher),
+        Arch::Cnn(cnn) => cnn::emit(model, cnn, &ty),
+    };
+    let spec = spec_impl(model, &ty, spec_path);
+    quote! {
+        #body
+        #spec
+    }
+}
+
+/// `fashion_vit` -> `FashionVit`.
+pub fn type_name(spec_name: &str) -> Ident {
+    let camel: String = spec_name
+        .split('_')
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            let mut chars = part.chars();
+            chars.next().map(|c| c.to_ascii_uppercase().to_string() + chars.as_str()).unwrap_or_default()
+        })
+        .collect();
+    Ident::new(&camel, Span::call_site())
+}
+
+/// `impl ModelSpec`: the spec text, recipe, sizes and distillation settings as consts.
+fn spec_impl(model: &Model, ty: &Ident, spec_path: &Path) -> TokenStream {
+    let path = spec_path.to_string_lossy();
+    let name = &model.name;
+    let recipe = recipe(&model.train);
+    let summary = summary::summary(model);
+    let distillation = match &model.arch {
+        Arch::Vit(ir::Vit { distillation: Some(d), .. }) => {
+            let teacher = &d.teacher;
+            let alpha = d.alpha as f32;
+            let loss = match d.loss {
+                ir::DistillLoss::Hard => quote!(::vit_runtime::model::DistillLoss::Hard),
+                ir::DistillLoss::Soft { tau } => {
+                    let tau = tau as f32;
+                    quote!(::vit_runtime::model::DistillLoss::Soft { tau: #tau })
+                }
+            };
+            quote!(::core::option::Option::Some(::vit_runtime::model::Distillation { teacher: #teacher, loss: #loss, alpha: #alpha }))
+        }
+        _ => quote!(::core::option::Option::None),
+    };
+    quote! {
+        impl<E: ::vit_runtime::dfdx::shapes::Dtype, D: ::vit_runtime::dfdx::tensor::Storage<E>>
+            ::vit_runtime::model::ModelSpec for #ty<E, D>
+        {
+            const NAME: &'static str = #name;
+            // `include_str!` makes rustc track the YAML: editing it rebuilds the model.
+            const SPEC_YAML: &'static str = include_str!(#path);
+            const RECIPE: ::vit_runtime::recipe::Recipe = #recipe;
+            const SUMMARY: ::vit_runtime::model::Summary = #summary;
+            const DISTILLATION: ::core::option::Option<::vit_runtime::model::Distillation> = #distillation;
+        }
+    }
+}
+
+fn recipe(train: &ir::Train) -> TokenStream {
+    let r = quote!(::vit_runtime::recipe);
+    let dataset = match train.dataset {
+        ir::Dataset::Mnist => quote!(#r::Dataset::Mnist),
+        ir::Dataset::FashionMnist => quote!(#r::Dataset::FashionMnist),
+    };
+    let (epochs, batch_size, seed) = (train.epochs, train.batch_size, train.seed);
+    let o = &train.optimizer;
+    let kind = match o.kind {
+        ir::OptimizerKind::Adam => quote!(#r::OptimizerKind::Adam),
+        ir::OptimizerKind::AdamW => quote!(#r::OptimizerKind::AdamW),
+        ir::OptimizerKind::Sgd => quote!(#r::OptimizerKind::Sgd),
+    };
+    let (lr, wd, b1, b2, eps) = (o.lr, o.weight_decay, o.betas.0, o.betas.1, o.eps);
+    let schedule = match train.schedule {
+        ir::Schedule::Constant => quote!(#r::Schedule::Constant),
+        ir::Schedule::WarmupCosine { warmup_epochs, min_lr } => {
+            quote!(#r::Schedule::WarmupCosine { warmup_epochs: #warmup_epochs, min_lr: #min_lr })
+        }
+    };
+    let crop = match train.augment.random_crop {
+        Some((size, padding)) => quote!(::core::option::Option::Some((#size, #padding))),
+        None => quote!(::core::option::Option::None),
+    };
+    let flip = train.augment.horizontal_flip;
+    let (mean, std) = (train.normalize.mean as f32, train.normalize.std as f32);
+    quote! {
+        #r::Recipe {
+            dataset: #dataset,
+            epochs: #epochs,
+            batch_size: #batch_size,
+            seed: #seed,
+            optimizer: #r::Optimizer { kind: #kind, lr: #lr, weight_decay: #wd, betas: (#b1, #b2), eps: #eps },
+            schedule: #schedule,
+            augment: #r::Augment { random_crop: #crop, horizontal_flip: #flip },
+            normalize: #r::Normalize { mean: #mean, std: #std },
+        }
+    }
+}
+
+/// A named field of the generated struct and how `TensorCollection` visits it.
+struct Field {
+    name: Ident,
+    /// Name in checkpoints (timm's).
+    key: String,
+    ty: TokenStream,
+    /// `None` for sub-modules; the `TensorOptions` for plain tensors.
+    options: Option<TokenStream>,
+}
+
+impl Field {
+    fn module(name: &str, key: &str, ty: TokenStream) -> Self {
+        Field { name: format_ident!("{}", name), key: key.to_string(), ty, options: None }
+    }
+    fn tensor(name: &str, ty: TokenStream, options: TokenStream) -> Self {
+        Field { name: format_ident!("{}", name), key: name.to_string(), ty, options: Some(options) }
+    }
+}
+
+/// The struct, and its `TensorCollection` impl (which gives building, optimisers,
+/// safetensors and device moves for free). The impl goes where the init fns it names are.
+fn struct_and_collection(ty: &Ident, doc: &str, fields: &[Field]) -> (TokenStream, TokenStream) {
+    let dfdx = quote!(::vit_runtime::dfdx);
+    let names: Vec<&Ident> = fields.iter().map(|f| &f.name).collect();
+    let types: Vec<&TokenStream> = fields.iter().map(|f| &f.ty).collect();
+    let visits: Vec<TokenStream> = fields
+        .iter()
+        .map(|f| {
+            let (name, key) = (&f.name, &f.key);
+            match &f.options {
+                None => quote!(Self::module(#key, |s| &s.#name, |s| &mut s.#name)),
+                Some(options) => quote!(Self::tensor(#key, |s| &s.#name, |s| &mut s.#name, #options)),
+            }
+        })
+        .collect();
+    // dfdx visits tuples of at most 6 fields: nest them in chunks of 6.
+    let chunks: Vec<TokenStream> = visits.chunks(6).map(|c| quote!((#(#c,)*))).collect();
+    let patterns: Vec<TokenStream> = names.chunks(6).map(|c| quote!((#(#c,)*))).collect();
+    let structure = quote! {
+        #[doc = #doc]
+        #[derive(Debug, Clone)]
+        pub struct #ty<E: #dfdx::shapes::Dtype, D: #dfdx::tensor::Storage<E>> {
+            #(pub #names: #types,)*
+        }
+    };
+    let collection = quote! {
+        impl<E, D> #dfdx::nn::TensorCollection<E, D> for #ty<E, D>
+        where
+            E: #dfdx::shapes::Dtype + ::vit_runtime::num_traits::Float + ::vit_runtime::rand_distr::uniform::SampleUniform,
+            D: #dfdx::tensor_ops::Device<E>,
+        {
+            type To<E2: #dfdx::shapes::Dtype, D2: #dfdx::tensor_ops::Device<E2>> = #ty<E2, D2>;
+
+            fn iter_tensors<V: #dfdx::nn::ModuleVisitor<Self, E, D>>(
+                visitor: &mut V,
+            ) -> ::core::result::Result<::core::option::Option<Self::To<V::E2, V::D2>>, V::Err> {
+                use #dfdx::nn::TensorOptions;
+                visitor.visit_fields((#(#chunks,)*), |(#(#patterns,)*)| #ty { #(#names,)* })
+            }
+        }
+    };
+    (structure, collection)
+}

@@ -1,0 +1,101 @@
+//! What every generated model offers the runtime, whatever its spec.
+use crate::nn::Mode;
+use crate::recipe::Recipe;
+use dfdx::prelude::*;
+
+/// Facts about a compiled spec, computed by vit-macros from the YAML.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Summary {
+    /// `"vit"` or `"cnn"`.
+    pub kind: &'static str,
+    /// Trainable parameters (fixed sinusoidal tables excluded), as PyTorch counts them.
+    pub params: usize,
+    /// Sequence length including class/distillation tokens (0 for CNNs).
+    pub tokens: usize,
+    pub embed_dim: usize,
+    pub depth: usize,
+    pub heads: usize,
+    pub head_dim: usize,
+    pub mlp_hidden: usize,
+    /// Forward FLOPs per image: 2 x the multiply-adds of every matmul and conv.
+    pub flops: u64,
+}
+
+/// How a distilled model learns from its teacher.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum DistillLoss {
+    /// `CE(dist_logits, argmax teacher(x))`.
+    Hard,
+    /// `tau^2 * KL(softmax(teacher / tau) || softmax(dist / tau))`.
+    Soft { tau: f32 },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Distillation {
+    /// Spec name of the teacher.
+    pub teacher: &'static str,
+    pub loss: DistillLoss,
+    /// Weight of the distillation term: `(1 - alpha) * CE(class) + alpha * distill`.
+    pub alpha: f32,
+}
+
+/// The compile-time description of a model: its spec file, recipe and sizes.
+pub trait ModelSpec {
+    /// Spec name (`deit`).
+    const NAME: &'static str;
+    /// The YAML the model was compiled from, saved beside every checkpoint.
+    const SPEC_YAML: &'static str;
+    const RECIPE: Recipe;
+    const SUMMARY: Summary;
+    const DISTILLATION: Option<Distillation>;
+}
+
+/// Output of a training-mode forward pass: the class head and, for DeiT, the distillation head.
+pub struct Heads<B: Dim, const K: usize, D: Device<f32>, T> {
+    pub class: Tensor<(B, Const<K>), f32, D, T>,
+    pub distill: Option<Tensor<(B, Const<K>), f32, D, T>>,
+}
+
+/// Attention maps of every block for a batch, row-major `(batch, blocks, heads, tokens, tokens)`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttentionRecord {
+    pub batch: usize,
+    pub blocks: usize,
+    pub heads: usize,
+    pub tokens: usize,
+    /// Tokens before the patches (class, distillation).
+    pub prefix_tokens: usize,
+    pub grid: (usize, usize),
+    pub data: Vec<f32>,
+}
+
+/// A model for `(C, H, W)` images and `K` classes; the training loop is generic over it.
+pub trait ImageClassifier<const C: usize, const H: usize, const W: usize, const K: usize, D: Device<f32>>:
+    TensorCollection<f32, D, To<f32, D> = Self> + ModelSpec + Clone
+{
+    /// All heads, with dropout/drop path active when `mode` is `Train`.
+    fn heads<B: Dim, T: Tape<f32, D>>(
+        &self,
+        x: Tensor<(B, Const<C>, Const<H>, Const<W>), f32, D, T>,
+        mode: Mode,
+    ) -> Heads<B, K, D, T>;
+
+    /// Inference logits (DeiT: the mean of its two heads).
+    fn predict<B: Dim>(&self, x: Tensor<(B, Const<C>, Const<H>, Const<W>), f32, D>) -> Tensor<(B, Const<K>), f32, D> {
+        let heads = self.heads(x, Mode::Eval);
+        match heads.distill {
+            Some(distill) => (heads.class + distill) * 0.5,
+            None => heads.class,
+        }
+    }
+
+    /// Attention maps of every block (ViTs), `None` for models without attention.
+    fn attention(&self, x: Tensor<(usize, Const<C>, Const<H>, Const<W>), f32, D>) -> Option<AttentionRecord>;
+}
+
+/// A model that distils from a teacher of the same input and class count.
+pub trait Distilled<const C: usize, const H: usize, const W: usize, const K: usize, D: Device<f32>>:
+    ImageClassifier<C, H, W, K, D>
+{
+    type Teacher: ImageClassifier<C, H, W, K, D>;
+}

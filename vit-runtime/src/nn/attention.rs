@@ -1,0 +1,228 @@
+//! Multi-head self-attention that also hands back its attention weights
+//! (dfdx's `MultiHeadAttention` does not), in the two layouts the specs use.
+use super::{dropout, Mode};
+use dfdx::nn::modules::Linear;
+use dfdx::prelude::*;
+
+/// Post-softmax attention weights of one block: `(batch, heads, tokens, tokens)`.
+pub type AttentionMaps<B, const H: usize, const S: usize, D> =
+    Tensor<(B, Const<H>, Const<S>, Const<S>), f32, D>;
+
+/// `softmax(q kᵀ / sqrt(DH)) v` per head, on `(B, H, S, DH)` inputs.
+///
+/// Returns the output and, when `want_maps`, the weights before attention dropout
+/// (what rollout needs). Asking only when needed keeps the softmax buffer uniquely
+/// owned, so later ops can reuse it.
+pub fn attend<B: Dim, const H: usize, const S: usize, const DH: usize, D: Device<f32>, T: Tape<f32, D>>(
+    q: Tensor<(B, Const<H>, Const<S>, Const<DH>), f32, D, T>,
+    k: Tensor<(B, Const<H>, Const<S>, Const<DH>), f32, D, T>,
+    v: Tensor<(B, Const<H>, Const<S>, Const<DH>), f32, D, T>,
+    attention_dropout: f32,
+    mode: Mode,
+    want_maps: bool,
+) -> (Tensor<(B, Const<H>, Const<S>, Const<DH>), f32, D, T>, Option<AttentionMaps<B, H, S, D>>) {
+    let scale = 1.0 / (DH as f32).sqrt();
+    let weights = (q * scale).matmul(k.permute::<_, Axes4<0, 1, 3, 2>>()).softmax::<Axis<3>>();
+    let maps = want_maps.then(|| weights.retaped::<NoneTape>());
+    (dropout(weights, attention_dropout, mode).matmul(v), maps)
+}
+
+/// What an attention layer's forward pass needs besides its tensors.
+#[derive(Debug, Clone, Copy)]
+pub struct AttentionOptions {
+    pub mode: Mode,
+    pub attention_dropout: f32,
+    /// Dropout after the output projection (timm's `proj_drop`).
+    pub dropout: f32,
+    pub want_maps: bool,
+}
+
+/// Self-attention over `(B, S, DIM)` with `H` heads.
+pub trait SelfAttention<const DIM: usize, const H: usize, D: Device<f32>> {
+    fn forward<B: Dim, const S: usize, T: Tape<f32, D>>(
+        &self,
+        x: Tensor<(B, Const<S>, Const<DIM>), f32, D, T>,
+        options: AttentionOptions,
+    ) -> (Tensor<(B, Const<S>, Const<DIM>), f32, D, T>, Option<AttentionMaps<B, H, S, D>>);
+}
+
+const fn check_heads(dim: usize, h: usize, dh: usize) {
+    assert!(h > 0 && dim == h * dh, "DIM must equal H * DH");
+}
+
+/// timm's `Attention`: one `qkv` map `DIM -> 3*DIM` (`QKV`), heads split from it, then `proj`.
+#[derive(Debug, Clone)]
+pub struct FusedAttention<const DIM: usize, const H: usize, const DH: usize, const QKV: usize, E: Dtype, D: Storage<E>> {
+    pub qkv: Linear<DIM, QKV, E, D>,
+    pub proj: Linear<DIM, DIM, E, D>,
+}
+
+impl<const DIM: usize, const H: usize, const DH: usize, const QKV: usize, E: Dtype, D: Storage<E>>
+    FusedAttention<DIM, H, DH, QKV, E, D>
+{
+    const CHECK: () = {
+        check_heads(DIM, H, DH);
+        assert!(QKV == 3 * DIM, "QKV must be 3 * DIM");
+    };
+}
+
+impl<const DIM: usize, const H: usize, const DH: usize, const QKV: usize, E, D> TensorCollection<E, D>
+    for FusedAttention<DIM, H, DH, QKV, E, D>
+where
+    E: Dtype + num_traits::Float + rand_distr::uniform::SampleUniform,
+    D: Device<E>,
+{
+    type To<E2: Dtype, D2: Device<E2>> = FusedAttention<DIM, H, DH, QKV, E2, D2>;
+
+    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
+        visitor: &mut V,
+    ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
+        let () = Self::CHECK;
+        visitor.visit_fields(
+            (
+                Self::module("qkv", |s| &s.qkv, |s| &mut s.qkv),
+                Self::module("proj", |s| &s.proj, |s| &mut s.proj),
+            ),
+            |(qkv, proj)| FusedAttention { qkv, proj },
+        )
+    }
+}
+
+impl<const DIM: usize, const H: usize, const DH: usize, const QKV: usize, D: Device<f32>> SelfAttention<DIM, H, D>
+    for FusedAttention<DIM, H, DH, QKV, f32, D>
+{
+    fn forward<B: Dim, const S: usize, T: Tape<f32, D>>(
+        &self,
+        x: Tensor<(B, Const<S>, Const<DIM>), f32, D, T>,
+        options: AttentionOptions,
+    ) -> (Tensor<(B, Const<S>, Const<DIM>), f32, D, T>, Option<AttentionMaps<B, H, S, D>>) {
+        let () = Self::CHECK;
+        let b = x.shape().0;
+        // (B, S, 3*DIM) -> (3, B, H, S, DH): q, k, v are the three slices of axis 0.
+        let qkv = self
+            .qkv
+            .forward(x)
+            .reshape_like(&(b, Const::<S>, Const::<3>, Const::<H>, Const::<DH>))
+            .permute::<_, Axes5<2, 0, 3, 1, 4>>();
+        let dev = qkv.device().clone();
+        let q = qkv.with_empty_tape().select(dev.tensor(0usize));
+        let k = qkv.with_empty_tape().select(dev.tensor(1usize));
+        let v = qkv.select(dev.tensor(2usize));
+        let (heads, maps) = attend(q, k, v, options.attention_dropout, options.mode, options.want_maps);
+        let merged = heads.permute::<_, Axes4<0, 2, 1, 3>>().reshape_like(&(b, Const::<S>, Const::<DIM>));
+        (dropout(self.proj.forward(merged), options.dropout, options.mode), maps)
+    }
+}
+
+/// `H` independent `DH -> DH` linear maps, one per head (the course's `q_mappings[h]`),
+/// stored stacked: `weight (H, DH, DH)` (out, in per head), `bias (H, DH)`.
+#[derive(Debug, Clone)]
+pub struct HeadLinear<const H: usize, const DH: usize, E: Dtype, D: Storage<E>> {
+    pub weight: Tensor<Rank3<H, DH, DH>, E, D>,
+    pub bias: Tensor<Rank2<H, DH>, E, D>,
+}
+
+impl<const H: usize, const DH: usize, E, D> TensorCollection<E, D> for HeadLinear<H, DH, E, D>
+where
+    E: Dtype + num_traits::Float + rand_distr::uniform::SampleUniform,
+    D: Device<E>,
+{
+    type To<E2: Dtype, D2: Device<E2>> = HeadLinear<H, DH, E2, D2>;
+
+    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
+        visitor: &mut V,
+    ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
+        use super::patches::uniform_fan_in;
+        visitor.visit_fields(
+            (
+                Self::tensor(
+                    "weight",
+                    |s| &s.weight,
+                    |s| &mut s.weight,
+                    TensorOptions::reset_with(uniform_fan_in::<_, E, D, DH>),
+                ),
+                Self::tensor(
+                    "bias",
+                    |s| &s.bias,
+                    |s| &mut s.bias,
+                    TensorOptions::reset_with(uniform_fan_in::<_, E, D, DH>),
+                ),
+            ),
+            |(weight, bias)| HeadLinear { weight, bias },
+        )
+    }
+}
+
+impl<const H: usize, const DH: usize, D: Device<f32>> HeadLinear<H, DH, f32, D> {
+    /// `(H, N, DH) -> (H, N, DH)`: head `h`'s rows go through head `h`'s map.
+    fn forward<T: Tape<f32, D>>(
+        &self,
+        x: Tensor<(Const<H>, usize, Const<DH>), f32, D, T>,
+    ) -> Tensor<(Const<H>, usize, Const<DH>), f32, D, T> {
+        let shape = *x.shape();
+        let bias = self.bias.retaped::<T>().broadcast_like::<_, Axis<1>>(&shape);
+        x.matmul(self.weight.retaped::<T>().permute::<_, Axes3<0, 2, 1>>()) + bias
+    }
+}
+
+/// The course's `MyMSA`: per-head q, k, v maps on the head's slice of the token, no output projection.
+#[derive(Debug, Clone)]
+pub struct PerHeadAttention<const DIM: usize, const H: usize, const DH: usize, E: Dtype, D: Storage<E>> {
+    pub q: HeadLinear<H, DH, E, D>,
+    pub k: HeadLinear<H, DH, E, D>,
+    pub v: HeadLinear<H, DH, E, D>,
+}
+
+impl<const DIM: usize, const H: usize, const DH: usize, E: Dtype, D: Storage<E>> PerHeadAttention<DIM, H, DH, E, D> {
+    const CHECK: () = check_heads(DIM, H, DH);
+}
+
+impl<const DIM: usize, const H: usize, const DH: usize, E, D> TensorCollection<E, D> for PerHeadAttention<DIM, H, DH, E, D>
+where
+    E: Dtype + num_traits::Float + rand_distr::uniform::SampleUniform,
+    D: Device<E>,
+{
+    type To<E2: Dtype, D2: Device<E2>> = PerHeadAttention<DIM, H, DH, E2, D2>;
+
+    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
+        visitor: &mut V,
+    ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
+        let () = Self::CHECK;
+        visitor.visit_fields(
+            (
+                Self::module("q", |s| &s.q, |s| &mut s.q),
+                Self::module("k", |s| &s.k, |s| &mut s.k),
+                Self::module("v", |s| &s.v, |s| &mut s.v),
+            ),
+            |(q, k, v)| PerHeadAttention { q, k, v },
+        )
+    }
+}
+
+impl<const DIM: usize, const H: usize, const DH: usize, D: Device<f32>> SelfAttention<DIM, H, D>
+    for PerHeadAttention<DIM, H, DH, f32, D>
+{
+    fn forward<B: Dim, const S: usize, T: Tape<f32, D>>(
+        &self,
+        x: Tensor<(B, Const<S>, Const<DIM>), f32, D, T>,
+        options: AttentionOptions,
+    ) -> (Tensor<(B, Const<S>, Const<DIM>), f32, D, T>, Option<AttentionMaps<B, H, S, D>>) {
+        let () = Self::CHECK;
+        let b = x.shape().0;
+        let rows = b.size() * S;
+        // (B, S, DIM) -> (H, B*S, DH): one batched matmul per map, no broadcast weights.
+        let per_head = x
+            .reshape_like(&(rows, Const::<H>, Const::<DH>))
+            .permute::<_, Axes3<1, 0, 2>>()
+            .reshape_like(&(Const::<H>, rows, Const::<DH>));
+        let to_heads = |t: Tensor<(Const<H>, usize, Const<DH>), f32, D, T>| {
+            t.reshape_like(&(Const::<H>, b, Const::<S>, Const::<DH>)).permute::<_, Axes4<1, 0, 2, 3>>()
+        };
+        let q = to_heads(self.q.forward(per_head.with_empty_tape()));
+        let k = to_heads(self.k.forward(per_head.with_empty_tape()));
+        let v = to_heads(self.v.forward(per_head));
+        let (heads, maps) = attend(q, k, v, options.attention_dropout, options.mode, options.want_maps);
+        let merged = heads.permute::<_, Axes4<0, 2, 1, 3>>().reshape_like(&(b, Const::<S>, Const::<DIM>));
+        (merged, maps)
+    }
+}

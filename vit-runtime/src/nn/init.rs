@@ -1,0 +1,29 @@
+//! Parameter initialisers that dfdx does not ship.
+use dfdx::prelude::*;
+use rand_distr::{Distribution, Normal};
+
+/// timm's `trunc_normal_(std)`: N(0, std) redrawn until inside [-2 std, 2 std].
+/// The stream is seeded from the device's RNG, so a model's init follows its seed.
+pub fn fill_trunc_normal<S: Shape, E, D>(t: &mut Tensor<S, E, D>, std: f32) -> Result<(), D::Err>
+where
+    E: Dtype + num_traits::Float + rand_distr::uniform::SampleUniform,
+    D: Device<E>,
+{
+    // Draw the seed from the device so that model init stays reproducible from its seed.
+    let mut draws: Tensor<Rank1<2>, E, D> = t.device().zeros();
+    draws.try_fill_with_distr(rand_distr::Uniform::new(E::zero(), E::one()))?;
+    let draws: Vec<f64> = draws.as_vec().into_iter().map(|x| x.to_f64().unwrap_or(0.5)).collect();
+    let seed = (draws[0] * u32::MAX as f64) as u64 ^ (((draws[1] * u32::MAX as f64) as u64) << 32);
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(seed);
+    let normal = Normal::new(0.0f32, std).expect("std is positive");
+    let values: Vec<E> = (0..t.shape().num_elements())
+        .map(|_| loop {
+            let v = normal.sample(&mut rng);
+            if v.abs() <= 2.0 * std {
+                break E::from(v).expect("f32 converts to every float dtype");
+            }
+        })
+        .collect();
+    t.copy_from(&values);
+    Ok(())
+}

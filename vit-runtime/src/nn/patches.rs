@@ -1,0 +1,170 @@
+//! Tokenizers: image -> sequence of patch embeddings.
+//!
+//! Both variants cut the image into non-overlapping `P x P` patches flattened in
+//! `(channel, row, column)` order and apply one `(DIM, PD)` matrix: that *is* a conv
+//! with stride = kernel, done as one matmul instead of a sliding window. They differ
+//! only in how the matrix is stored (and named), see [`PatchProjection`].
+use dfdx::nn::modules::Linear;
+use dfdx::prelude::*;
+
+/// `(B, C, H, W) -> (B, N, C*P*P)`, patches in row-major grid order.
+pub fn extract_patches<
+    B: Dim,
+    const C: usize,
+    const H: usize,
+    const W: usize,
+    const P: usize,
+    const N: usize,
+    const PD: usize,
+    D: Device<f32>,
+    T: Tape<f32, D>,
+>(
+    x: Tensor<(B, Const<C>, Const<H>, Const<W>), f32, D, T>,
+) -> Tensor<(B, Const<N>, Const<PD>), f32, D, T> {
+    let b = x.shape().0;
+    x.reshape_like(&(b, Const::<C>, H / P, Const::<P>, W / P, Const::<P>))
+        .permute::<_, Axes6<0, 2, 4, 1, 3, 5>>()
+        .reshape_like(&(b, Const::<N>, Const::<PD>))
+}
+
+/// The `(DIM, PD)` matrix and bias a tokenizer applies to flattened patches.
+pub trait PatchProjection<const PD: usize, const DIM: usize, D: Device<f32>> {
+    fn matrix<T: Tape<f32, D>>(&self) -> Tensor<Rank2<DIM, PD>, f32, D, T>;
+    fn bias(&self) -> &Tensor<Rank1<DIM>, f32, D>;
+}
+
+/// The course's `linear_mapper`: `nn.Linear(PD, DIM)`.
+impl<const PD: usize, const DIM: usize, D: Device<f32>> PatchProjection<PD, DIM, D>
+    for Linear<PD, DIM, f32, D>
+{
+    fn matrix<T: Tape<f32, D>>(&self) -> Tensor<Rank2<DIM, PD>, f32, D, T> {
+        self.weight.retaped::<T>()
+    }
+    fn bias(&self) -> &Tensor<Rank1<DIM>, f32, D> {
+        &self.bias
+    }
+}
+
+/// timm's `PatchEmbed.proj`: `nn.Conv2d(C, DIM, kernel_size=P, stride=P)`, weight `(DIM, C, P, P)`.
+#[derive(Debug, Clone)]
+pub struct PatchConv<const C: usize, const P: usize, const PD: usize, const DIM: usize, E: Dtype, D: Storage<E>> {
+    pub weight: Tensor<Rank4<DIM, C, P, P>, E, D>,
+    pub bias: Tensor<Rank1<DIM>, E, D>,
+}
+
+impl<const C: usize, const P: usize, const PD: usize, const DIM: usize, E: Dtype, D: Storage<E>>
+    PatchConv<C, P, PD, DIM, E, D>
+{
+    const CHECK: () = assert!(PD == C * P * P, "PD must be C * P * P");
+}
+
+impl<const C: usize, const P: usize, const PD: usize, const DIM: usize, D: Device<f32>>
+    PatchProjection<PD, DIM, D> for PatchConv<C, P, PD, DIM, f32, D>
+{
+    fn matrix<T: Tape<f32, D>>(&self) -> Tensor<Rank2<DIM, PD>, f32, D, T> {
+        let () = Self::CHECK;
+        self.weight.retaped::<T>().reshape()
+    }
+    fn bias(&self) -> &Tensor<Rank1<DIM>, f32, D> {
+        &self.bias
+    }
+}
+
+/// PyTorch's default init for conv and linear layers: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+pub(crate) fn uniform_fan_in<S: Shape, E, D, const FAN_IN: usize>(t: &mut Tensor<S, E, D>) -> Result<(), D::Err>
+where
+    E: Dtype + num_traits::Float + rand_distr::uniform::SampleUniform,
+    D: Device<E>,
+{
+    let b = E::ONE / E::from_usize(FAN_IN).expect("fan-in fits the dtype").sqrt();
+    t.try_fill_with_distr(rand_distr::Uniform::new(-b, b))
+}
+
+impl<const C: usize, const P: usize, const PD: usize, const DIM: usize, E, D> TensorCollection<E, D>
+    for PatchConv<C, P, PD, DIM, E, D>
+where
+    E: Dtype + num_traits::Float + rand_distr::uniform::SampleUniform,
+    D: Device<E>,
+{
+    type To<E2: Dtype, D2: Device<E2>> = PatchConv<C, P, PD, DIM, E2, D2>;
+
+    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
+        visitor: &mut V,
+    ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
+        let () = Self::CHECK;
+        visitor.visit_fields(
+            (
+                Self::tensor(
+                    "weight",
+                    |s| &s.weight,
+                    |s| &mut s.weight,
+                    TensorOptions::reset_with(uniform_fan_in::<_, E, D, PD>),
+                ),
+                Self::tensor(
+                    "bias",
+                    |s| &s.bias,
+                    |s| &mut s.bias,
+                    TensorOptions::reset_with(uniform_fan_in::<_, E, D, PD>),
+                ),
+            ),
+            |(weight, bias)| PatchConv { weight, bias },
+        )
+    }
+}
+
+/// Image `(C, H, W)` -> `N` tokens of width `DIM` through projection `Proj`.
+#[derive(Debug, Clone)]
+pub struct PatchEmbed<
+    const C: usize,
+    const H: usize,
+    const W: usize,
+    const P: usize,
+    const N: usize,
+    const PD: usize,
+    const DIM: usize,
+    Proj,
+> {
+    pub proj: Proj,
+}
+
+impl<const C: usize, const H: usize, const W: usize, const P: usize, const N: usize, const PD: usize, const DIM: usize, Proj>
+    PatchEmbed<C, H, W, P, N, PD, DIM, Proj>
+{
+    const CHECK: () = {
+        assert!(P > 0 && H % P == 0 && W % P == 0, "patch must divide the image");
+        assert!(N == (H / P) * (W / P), "N must be the number of patches");
+        assert!(PD == C * P * P, "PD must be C * P * P");
+    };
+
+    /// `(B, C, H, W) -> (B, N, DIM)`.
+    pub fn forward<B: Dim, D: Device<f32>, T: Tape<f32, D>>(
+        &self,
+        x: Tensor<(B, Const<C>, Const<H>, Const<W>), f32, D, T>,
+    ) -> Tensor<(B, Const<N>, Const<DIM>), f32, D, T>
+    where
+        Proj: PatchProjection<PD, DIM, D>,
+    {
+        let () = Self::CHECK;
+        let patches = extract_patches::<B, C, H, W, P, N, PD, D, T>(x);
+        let shape = (patches.shape().0, Const::<N>, Const::<DIM>);
+        let bias = self.proj.bias().retaped::<T>().broadcast_like(&shape);
+        patches.matmul(self.proj.matrix::<T>().permute()) + bias
+    }
+}
+
+impl<const C: usize, const H: usize, const W: usize, const P: usize, const N: usize, const PD: usize, const DIM: usize, Proj, E, D>
+    TensorCollection<E, D> for PatchEmbed<C, H, W, P, N, PD, DIM, Proj>
+where
+    E: Dtype,
+    D: Device<E>,
+    Proj: TensorCollection<E, D>,
+{
+    type To<E2: Dtype, D2: Device<E2>> = PatchEmbed<C, H, W, P, N, PD, DIM, Proj::To<E2, D2>>;
+
+    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
+        visitor: &mut V,
+    ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
+        let () = Self::CHECK;
+        visitor.visit_fields(Self::module("proj", |s| &s.proj, |s| &mut s.proj), |proj| PatchEmbed { proj })
+    }
+}
