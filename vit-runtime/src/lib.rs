@@ -4,10 +4,12 @@
 extern crate self as vit_runtime;
 
 pub mod data;
+pub mod device;
 pub mod model;
 pub mod models;
 pub mod nn;
 pub mod recipe;
+pub mod train;
 
 /// Re-exported so generated code (and users) name one dfdx version.
 pub use dfdx;

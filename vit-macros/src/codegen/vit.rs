@@ -80,19 +80,22 @@ pub fn emit(model: &Model, vit: &Vit, ty: &Ident, teacher: Option<&Model>) -> To
         .map(|i| if depth > 1 { (vit.drop_path * i as f64 / (depth - 1) as f64) as f32 } else { vit.drop_path as f32 })
         .collect();
     let final_norm = vit.final_norm.then(|| quote!(let x = self.norm.forward(x);));
+    // The class head takes the tape unless the distillation head follows, which then takes it
+    // (the two tapes merge again when the losses are added).
+    let class_input = if distilled { quote!(x.with_empty_tape()) } else { quote!(x) };
     let pooled = if cls {
         quote! {
-            let class = self.head.forward(#nn::tokens::token_at::<B, #s, #dim, D, T>(x.with_empty_tape(), 0));
+            let class = self.head.forward(#nn::tokens::token_at::<B, #s, #dim, D, T>(#class_input, 0));
         }
     } else {
         quote! {
-            let class = self.head.forward(x.with_empty_tape().mean::<_, ::vit_runtime::dfdx::shapes::Axis<1>>());
+            let class = self.head.forward(#class_input.mean::<_, ::vit_runtime::dfdx::shapes::Axis<1>>());
         }
     };
     let distill = if distilled {
         quote!(Some(self.head_dist.forward(#nn::tokens::token_at::<B, #s, #dim, D, T>(x, 1))))
     } else {
-        quote!({ drop(x); None })
+        quote!(None)
     };
     let distilled_impl = teacher.filter(|_| distilled).map(|t| {
         let teacher_ty = type_name(&t.name);
