@@ -25,13 +25,22 @@ use syn::LitStr;
 #[proc_macro]
 pub fn model(input: proc_macro::TokenStream) -> proc_macro::TokenStream {
     let lit = syn::parse_macro_input!(input as LitStr);
-    let mut roots: Vec<PathBuf> = std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from).into_iter().collect();
+    let mut roots: Vec<PathBuf> = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .into_iter()
+        .collect();
     // A crate built outside its source tree (trybuild's, under CARGO_TARGET_DIR) finds the
     // spec next to the file that invokes the macro instead.
-    if let Some(dir) = proc_macro::Span::call_site().local_file().and_then(|f| std::path::absolute(f).ok()).and_then(|f| f.parent().map(Path::to_path_buf)) {
+    if let Some(dir) = proc_macro::Span::call_site()
+        .local_file()
+        .and_then(|f| std::path::absolute(f).ok())
+        .and_then(|f| f.parent().map(Path::to_path_buf))
+    {
         roots.push(dir);
     }
-    expand(&lit, &roots).unwrap_or_else(syn::Error::into_compile_error).into()
+    expand(&lit, &roots)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
 }
 
 /// Everything `model!` does, given the directories to search the spec from.
@@ -45,7 +54,13 @@ fn expand(lit: &LitStr, roots: &[PathBuf]) -> syn::Result<TokenStream> {
     let spec = spec::parse(&file.text).map_err(|d| error(d.render(&file)))?;
     let model = check::check(&spec).map_err(|d| error(d.render(&file)))?;
     let teacher = match &model.arch {
-        ir::Arch::Vit(ir::Vit { distillation: Some(d), .. }) => Some(load_teacher(&spec, &model, &file, &path, &d.teacher).map_err(|d| error(d.render(&file)))?),
+        ir::Arch::Vit(ir::Vit {
+            distillation: Some(d),
+            ..
+        }) => Some(
+            load_teacher(&spec, &model, &file, &path, &d.teacher)
+                .map_err(|d| error(d.render(&file)))?,
+        ),
         _ => None,
     };
     let mut tokens = codegen::emit(&model, teacher.as_ref().map(|(m, _)| m), &path);
@@ -59,7 +74,11 @@ fn expand(lit: &LitStr, roots: &[PathBuf]) -> syn::Result<TokenStream> {
 
 /// The first `<dir>/<written>` that is a file, for each root and each ancestor of it.
 fn find(written: &Path, roots: &[PathBuf]) -> Option<PathBuf> {
-    roots.iter().flat_map(|root| root.ancestors()).map(|dir| dir.join(written)).find(|p| p.is_file())
+    roots
+        .iter()
+        .flat_map(|root| root.ancestors())
+        .map(|dir| dir.join(written))
+        .find(|p| p.is_file())
 }
 
 fn read(path: &Path, display: String) -> Result<SourceFile, String> {
@@ -71,25 +90,50 @@ fn read(path: &Path, display: String) -> Result<SourceFile, String> {
 
 /// Loads, parses and checks `<student's dir>/<name>.yaml` as the student's teacher; every
 /// error points at the student's `teacher:` value.
-fn load_teacher(student: &spec::Spec, model: &ir::Model, file: &SourceFile, path: &Path, name: &str) -> Result<(ir::Model, PathBuf), Diagnostic> {
+fn load_teacher(
+    student: &spec::Spec,
+    model: &ir::Model,
+    file: &SourceFile,
+    path: &Path,
+    name: &str,
+) -> Result<(ir::Model, PathBuf), Diagnostic> {
     let at = student.locations.value(check::TEACHER_PATH);
     let file_name = format!("{name}.yaml");
     let teacher_path = path.with_file_name(&file_name);
-    let display = Path::new(&file.display).with_file_name(&file_name).to_string_lossy().into_owned();
+    let display = Path::new(&file.display)
+        .with_file_name(&file_name)
+        .to_string_lossy()
+        .into_owned();
     if !teacher_path.is_file() {
         let siblings = sibling_specs(path);
-        let mut d = Diagnostic::new(format!("teacher spec `{name}` not found: there is no `{display}`"), at);
+        let mut d = Diagnostic::new(
+            format!("teacher spec `{name}` not found: there is no `{display}`"),
+            at,
+        );
         if let Some(close) = did_you_mean(name, siblings.iter().map(String::as_str)) {
             d = d.help(format!("did you mean `{close}`?"));
         }
-        let mut listed = siblings.iter().take(8).cloned().collect::<Vec<_>>().join(", ");
+        let mut listed = siblings
+            .iter()
+            .take(8)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ");
         if siblings.len() > 8 {
             listed += &format!(" and {} more", siblings.len() - 8);
         }
-        return Err(d.note(format!("`teacher` names a spec file in the same directory: {listed}")));
+        return Err(d.note(format!(
+            "`teacher` names a spec file in the same directory: {listed}"
+        )));
     }
     let teacher_file = read(&teacher_path, display).map_err(|e| Diagnostic::new(e, at))?;
-    let invalid = |d| Diagnostic::new(format!("teacher spec `{name}` is invalid"), at).caused_by("in the teacher spec", teacher_file.clone(), d);
+    let invalid = |d| {
+        Diagnostic::new(format!("teacher spec `{name}` is invalid"), at).caused_by(
+            "in the teacher spec",
+            teacher_file.clone(),
+            d,
+        )
+    };
     let teacher = spec::parse(&teacher_file.text).map_err(invalid)?;
     let teacher_model = check::check_teacher(student, model, &teacher, &teacher_file)?;
     Ok((teacher_model, teacher_path))
@@ -123,7 +167,10 @@ mod tests {
     fn finds_specs_in_an_ancestor_of_the_crate() {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
         let found = find(Path::new("models/vit.yaml"), &[root.join("src")]).unwrap();
-        assert_eq!(found.canonicalize().unwrap(), root.join("../models/vit.yaml").canonicalize().unwrap());
+        assert_eq!(
+            found.canonicalize().unwrap(),
+            root.join("../models/vit.yaml").canonicalize().unwrap()
+        );
         assert_eq!(find(Path::new("models/nope.yaml"), &[root]), None);
     }
 
@@ -139,23 +186,43 @@ mod tests {
     #[test]
     fn tracks_the_teacher_file() {
         let tokens = expand_str("models/deit.yaml").unwrap().to_string();
-        assert!(tokens.contains("include_str !") && tokens.contains("cnn.yaml"), "{tokens}");
+        assert!(
+            tokens.contains("include_str !") && tokens.contains("cnn.yaml"),
+            "{tokens}"
+        );
     }
 
     #[test]
     fn missing_file_names_the_path_as_written() {
         let e = expand_str("models/nope.yaml").unwrap_err().to_string();
-        assert!(e.starts_with("spec file `models/nope.yaml` not found"), "{e}");
+        assert!(
+            e.starts_with("spec file `models/nope.yaml` not found"),
+            "{e}"
+        );
     }
 
     #[test]
     fn missing_teacher_points_at_the_teacher_line_and_suggests_a_sibling() {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-        let student = spec::parse(&std::fs::read_to_string(root.join("models/deit.yaml")).unwrap()).unwrap();
+        let student =
+            spec::parse(&std::fs::read_to_string(root.join("models/deit.yaml")).unwrap()).unwrap();
         let model = check::check(&student).unwrap();
-        let file = SourceFile { display: "models/deit.yaml".into(), text: String::new() };
-        let d = load_teacher(&student, &model, &file, &root.join("models/deit.yaml"), "cnnn").unwrap_err();
-        assert_eq!(d.message, "teacher spec `cnnn` not found: there is no `models/cnnn.yaml`");
+        let file = SourceFile {
+            display: "models/deit.yaml".into(),
+            text: String::new(),
+        };
+        let d = load_teacher(
+            &student,
+            &model,
+            &file,
+            &root.join("models/deit.yaml"),
+            "cnnn",
+        )
+        .unwrap_err();
+        assert_eq!(
+            d.message,
+            "teacher spec `cnnn` not found: there is no `models/cnnn.yaml`"
+        );
         assert_eq!(d.span, diagnostic::Span::new(22, 28, 3));
         assert_eq!(d.help, ["did you mean `cnn`?"]);
     }

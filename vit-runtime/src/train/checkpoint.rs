@@ -4,7 +4,7 @@
 //! previous checkpoint or the new one, never half of one.
 use super::optim::{Moments, Optimizer};
 use dfdx::nn::tensor_collection::{
-    ModuleVisitor, RecursiveWalker, TensorCollection, TensorOptions, TensorVisitor, ViewTensorMut, ViewTensorName,
+    RecursiveWalker, TensorCollection, TensorOptions, TensorVisitor, ViewTensorMut, ViewTensorName,
     ViewTensorRef,
 };
 use dfdx::prelude::*;

@@ -5,7 +5,7 @@
 //! checkpoint next to the weights.
 use crate::recipe::{self, OptimizerKind};
 use dfdx::nn::tensor_collection::{
-    ModuleVisitor, RecursiveWalker, TensorCollection, TensorOptions, TensorVisitor, ViewTensorMut, ViewTensorName,
+    RecursiveWalker, TensorCollection, TensorOptions, TensorVisitor, ViewTensorMut, ViewTensorName,
 };
 use dfdx::prelude::*;
 

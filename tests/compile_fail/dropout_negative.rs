@@ -1,0 +1,4 @@
+// A probability cannot be negative.
+vit_runtime::model!("tests/compile_fail/specs/dropout_negative.yaml");
+
+fn main() {}

@@ -1,0 +1,214 @@
+//! The `train:` recipe: the data set must fit the model, the hyper-parameters must make sense.
+
+use super::{dataset_name, greater_than_zero, positive, shape};
+use crate::diagnostic::Diagnostic;
+use crate::ir::{self, Input};
+use crate::spec::{self, OptimizerKind, ScheduleKind, Spec};
+
+/// Image shape and class count of each data set the runtime can load.
+fn geometry(dataset: ir::Dataset) -> (Input, usize) {
+    match dataset {
+        ir::Dataset::Mnist | ir::Dataset::FashionMnist => (
+            Input {
+                channels: 1,
+                height: 28,
+                width: 28,
+            },
+            10,
+        ),
+    }
+}
+
+pub(super) fn check(spec: &Spec, input: Input, classes: usize) -> Result<ir::Train, Diagnostic> {
+    let train = &spec.train;
+    let at = |path: &str| spec.locations.value(path);
+    let dataset = match train.dataset {
+        spec::Dataset::Mnist => ir::Dataset::Mnist,
+        spec::Dataset::FashionMnist => ir::Dataset::FashionMnist,
+    };
+    let (images, labels) = geometry(dataset);
+    let name = dataset_name(dataset);
+    if images != input {
+        return Err(Diagnostic::new(
+            format!(
+                "`{name}` has {} images, but the model's input is {}",
+                shape(images),
+                shape(input)
+            ),
+            at("train.dataset"),
+        )
+        .note(format!("`input` is on line {}", at("input").line))
+        .help(format!(
+            "set `input: {{ channels: {}, height: {}, width: {} }}`",
+            images.channels, images.height, images.width
+        )));
+    }
+    if labels != classes {
+        return Err(Diagnostic::new(
+            format!("`{name}` has {labels} classes, but the model has {classes}"),
+            at("train.dataset"),
+        )
+        .note(format!("`classes` is on line {}", at("classes").line))
+        .help(format!("set `classes: {labels}`")));
+    }
+    let epochs = positive(spec, "train.epochs", train.epochs)?;
+    Ok(ir::Train {
+        dataset,
+        epochs,
+        batch_size: positive(spec, "train.batch_size", train.batch_size)?,
+        seed: train.seed,
+        optimizer: optimizer(spec, &train.optimizer)?,
+        schedule: schedule(spec, &train.schedule, epochs, train.optimizer.lr)?,
+        augment: augment(spec, &train.augment, input)?,
+        normalize: ir::Normalize {
+            mean: finite(spec, "train.normalize.mean", train.normalize.mean)?,
+            std: greater_than_zero(spec, "train.normalize.std", train.normalize.std)?,
+        },
+    })
+}
+
+fn optimizer(spec: &Spec, o: &spec::Optimizer) -> Result<ir::Optimizer, Diagnostic> {
+    let path = |key: &str| format!("train.optimizer.{key}");
+    let lr = greater_than_zero(spec, &path("lr"), o.lr)?;
+    let kind = match o.kind {
+        OptimizerKind::Adam => ir::OptimizerKind::Adam,
+        OptimizerKind::AdamW => ir::OptimizerKind::AdamW,
+        OptimizerKind::Sgd => ir::OptimizerKind::Sgd,
+    };
+    if kind == ir::OptimizerKind::Sgd {
+        for (key, given) in [("betas", o.betas.is_some()), ("eps", o.eps.is_some())] {
+            if given {
+                return Err(Diagnostic::new(
+                    format!("`{key}` only applies to adam and adamw"),
+                    spec.locations.key(&path(key)),
+                )
+                .help(format!("remove `{key}`, or use `kind: adam`")));
+            }
+        }
+    }
+    let weight_decay = o
+        .weight_decay
+        .unwrap_or(if kind == ir::OptimizerKind::AdamW {
+            0.01
+        } else {
+            0.0
+        });
+    if !(weight_decay.is_finite() && weight_decay >= 0.0) {
+        return Err(Diagnostic::new(
+            format!("`weight_decay` must be 0 or more, got {weight_decay}"),
+            spec.locations.value(&path("weight_decay")),
+        ));
+    }
+    let [beta1, beta2] = o.betas.unwrap_or([0.9, 0.999]);
+    for (i, beta) in [beta1, beta2].into_iter().enumerate() {
+        if !(0.0..1.0).contains(&beta) {
+            return Err(Diagnostic::new(
+                format!("betas must be in [0, 1), got {beta}"),
+                spec.locations.value(&format!("{}[{i}]", path("betas"))),
+            )
+            .help("the usual values are [0.9, 0.999]"));
+        }
+    }
+    let eps = greater_than_zero(spec, &path("eps"), o.eps.unwrap_or(1e-8))?;
+    Ok(ir::Optimizer {
+        kind,
+        lr,
+        weight_decay,
+        betas: (beta1, beta2),
+        eps,
+    })
+}
+
+fn schedule(
+    spec: &Spec,
+    s: &spec::Schedule,
+    epochs: usize,
+    lr: f64,
+) -> Result<ir::Schedule, Diagnostic> {
+    match s.kind {
+        ScheduleKind::Constant => {
+            for (key, given) in [
+                ("warmup_epochs", s.warmup_epochs.is_some()),
+                ("min_lr", s.min_lr.is_some()),
+            ] {
+                if given {
+                    return Err(Diagnostic::new(
+                        format!("`{key}` only applies to `kind: warmup_cosine`"),
+                        spec.locations.key(&format!("train.schedule.{key}")),
+                    )
+                    .help(format!("remove `{key}`, or use `kind: warmup_cosine`")));
+                }
+            }
+            Ok(ir::Schedule::Constant)
+        }
+        ScheduleKind::WarmupCosine => {
+            let Some(warmup_epochs) = s.warmup_epochs else {
+                return Err(Diagnostic::new(
+                    "`kind: warmup_cosine` needs `warmup_epochs`",
+                    spec.locations.value("train.schedule.kind"),
+                )
+                .help("add `warmup_epochs: <n>` (0 for no warm-up)"));
+            };
+            if warmup_epochs > epochs {
+                return Err(Diagnostic::new(format!("warmup_epochs ({warmup_epochs}) is longer than the training (epochs: {epochs})"), spec.locations.value("train.schedule.warmup_epochs"))
+                    .help(format!("use at most {epochs} warm-up epochs"))
+                    .note(format!("`epochs` is on line {}", spec.locations.value("train.epochs").line)));
+            }
+            let min_lr = s.min_lr.unwrap_or(0.0);
+            if !(min_lr.is_finite() && (0.0..=lr).contains(&min_lr)) {
+                return Err(Diagnostic::new(
+                    format!(
+                        "`min_lr` must be between 0 and the learning rate ({lr}), got {min_lr}"
+                    ),
+                    spec.locations.value("train.schedule.min_lr"),
+                ));
+            }
+            Ok(ir::Schedule::WarmupCosine {
+                warmup_epochs,
+                min_lr,
+            })
+        }
+    }
+}
+
+fn augment(spec: &Spec, a: &spec::Augment, input: Input) -> Result<ir::Augment, Diagnostic> {
+    let random_crop = match a.random_crop {
+        None => None,
+        Some(crop) => {
+            let size = positive(spec, "train.augment.random_crop.size", crop.size)?;
+            if size != input.height || size != input.width {
+                let mut d = Diagnostic::new(
+                    format!(
+                        "random crop size ({size}) differs from the {}x{} input",
+                        input.height, input.width
+                    ),
+                    spec.locations.value("train.augment.random_crop.size"),
+                );
+                d = if input.height == input.width {
+                    d.help(format!(
+                        "set `size: {}`: the crop must give the model its input size",
+                        input.height
+                    ))
+                } else {
+                    d.help("random crops are square; remove `random_crop` for non-square inputs")
+                };
+                return Err(d);
+            }
+            Some((size, crop.padding))
+        }
+    };
+    Ok(ir::Augment {
+        random_crop,
+        horizontal_flip: a.horizontal_flip,
+    })
+}
+
+fn finite(spec: &Spec, path: &str, value: f64) -> Result<f64, Diagnostic> {
+    if !value.is_finite() {
+        return Err(Diagnostic::new(
+            format!("`{path}` must be a finite number, got {value}"),
+            spec.locations.value(path),
+        ));
+    }
+    Ok(value)
+}

@@ -1,0 +1,94 @@
+//! `cargo bench -p vit-runtime --bench data_loader`: how long loading (decode + SHA-256)
+//! takes, and how many augmented batches of 128 per second the loader can deliver, to
+//! compare with the ViT's training step time. The timed functions live in
+//! `vit_runtime::data::bench`, so the CLI's `bench` measures the same thing.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use vit_runtime::data::bench::{time_load, vit_loader_throughput};
+use vit_runtime::data::DataSource;
+use vit_runtime::recipe::Dataset;
+
+const LOAD_REPEATS: usize = 3;
+const EPOCHS: usize = 5;
+
+fn main() -> ExitCode {
+    // `cargo bench` runs in the package folder; the data live at the workspace root.
+    let data_dir = std::env::var_os("VIT_DATA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data"));
+    let source = DataSource {
+        download: false,
+        ..DataSource::new(Some(&data_dir))
+    };
+    println!(
+        "data loader benchmark ({} CPU threads)",
+        available_threads()
+    );
+    println!("{:<16} {:<44} {:>12}", "data set", "measure", "value");
+    for dataset in [Dataset::Mnist, Dataset::FashionMnist] {
+        let mut times = Vec::new();
+        let mut train = None;
+        for _ in 0..LOAD_REPEATS {
+            match time_load(&source, dataset) {
+                Ok((splits, took)) => {
+                    times.push(took);
+                    train = Some(splits.train);
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        times.sort_unstable();
+        let load = times[times.len() / 2];
+        let name = dataset.name();
+        println!(
+            "{name:<16} {:<44} {:>9.1} ms",
+            format!("load+decode+verify 4 files (median of {LOAD_REPEATS})"),
+            ms(load)
+        );
+        let Some(train) = train else {
+            return ExitCode::FAILURE;
+        };
+        match vit_loader_throughput(Arc::new(train), EPOCHS) {
+            Ok(t) => {
+                println!(
+                    "{name:<16} {:<44} {:>10.0} /s",
+                    format!("batches of {}, crop 28 pad 2 + flip + norm", t.batch_size),
+                    t.pipelined_batches_per_s
+                );
+                println!(
+                    "{name:<16} {:<44} {:>9.3} ms",
+                    format!(
+                        "  (median of {} epochs x {} batches)",
+                        t.epochs, t.batches_per_epoch
+                    ),
+                    1e3 / t.pipelined_batches_per_s
+                );
+                println!(
+                    "{name:<16} {:<44} {:>9.3} ms",
+                    "prepare one batch on the caller (median)",
+                    ms(t.prepare_batch)
+                );
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn available_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
