@@ -130,8 +130,8 @@ pub enum CnnLayer {
     Relu,
     Gelu,
     Dropout(f64),
-    /// `(c, h, w) -> c * h * w`.
-    Flatten { size: usize },
+    /// `(c, h, w) -> size = c * h * w`.
+    Flatten { c: usize, h: usize, w: usize, size: usize },
     Linear { inp: usize, out: usize },
 }
 

@@ -40,7 +40,7 @@ pub(super) fn check(
                 CnnLayer::Dropout(probability(spec, &format!("{path}.dropout"), p)?)
             }
             Layer::Flatten => match shape.feature {
-                Feature::Map { c, h, w } => CnnLayer::Flatten { size: c * h * w },
+                Feature::Map { c, h, w } => CnnLayer::Flatten { c, h, w, size: c * h * w },
                 Feature::Flat(n) => {
                     return Err(Diagnostic::new(
                         format!("the features are already flat ({n}) here"),
@@ -128,7 +128,7 @@ impl Shape {
                 format!("the pool on line {line}"),
                 None,
             ),
-            CnnLayer::Flatten { size } => {
+            CnnLayer::Flatten { size, .. } => {
                 let from = match self.feature {
                     Feature::Map { c, h, w } => {
                         format!("the flatten on line {line}: {c} x {h} x {w} = {size}")

@@ -127,7 +127,7 @@ fn cnn_derived_sizes() {
         })
         .collect();
     assert_eq!(hw, [28, 28, 14, 14, 7]);
-    assert_eq!(cnn.layers[8], CnnLayer::Flatten { size: 6272 });
+    assert_eq!(cnn.layers[8], CnnLayer::Flatten { c: 128, h: 7, w: 7, size: 6272 });
     assert_eq!(
         cnn.layers[9],
         CnnLayer::Linear {

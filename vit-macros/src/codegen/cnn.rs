@@ -26,22 +26,19 @@ pub fn emit(model: &Model, cnn: &Cnn, ty: &Ident) -> TokenStream {
                 fields.push(Field::module(&field.to_string(), &key, quote!(#nn::Linear<#inp, #out, E, D>)));
                 quote!(let x = self.#field.forward(x);)
             }
-            CnnLayer::MaxPool { c, kernel, in_hw: (hi, wi), out_hw: (ho, wo), .. } => {
-                quote!(let x = #nn::cnn::pool2d::<B, #c, #kernel, #hi, #wi, #ho, #wo, D, T>(x, #nn::Pool::Max);)
+            CnnLayer::MaxPool { c, kernel, stride, in_hw: (hi, wi), out_hw: (ho, wo) } => {
+                quote!(let x = #nn::cnn::pool2d::<B, #c, #kernel, #stride, #hi, #wi, #ho, #wo, D, T>(x, #nn::Pool::Max);)
             }
-            CnnLayer::AvgPool { c, kernel, in_hw: (hi, wi), out_hw: (ho, wo), .. } => {
-                quote!(let x = #nn::cnn::pool2d::<B, #c, #kernel, #hi, #wi, #ho, #wo, D, T>(x, #nn::Pool::Avg);)
+            CnnLayer::AvgPool { c, kernel, stride, in_hw: (hi, wi), out_hw: (ho, wo) } => {
+                quote!(let x = #nn::cnn::pool2d::<B, #c, #kernel, #stride, #hi, #wi, #ho, #wo, D, T>(x, #nn::Pool::Avg);)
             }
             CnnLayer::Relu => quote!(let x = x.relu();),
-            CnnLayer::Gelu => quote!(let x = x.accurate_gelu();),
+            CnnLayer::Gelu => quote!(let x = #nn::gelu(x);),
             CnnLayer::Dropout(p) => {
                 let p = p as f32;
                 quote!(let x = #nn::dropout(x, #p, mode);)
             }
-            CnnLayer::Flatten { size } => {
-                let (fc, fh, fw) = map_before(cnn, i, model);
-                quote!(let x = #nn::cnn::flatten::<B, #fc, #fh, #fw, #size, D, T>(x);)
-            }
+            CnnLayer::Flatten { c, h, w, size } => quote!(let x = #nn::cnn::flatten::<B, #c, #h, #w, #size, D, T>(x);),
         };
         steps.push(step);
     }
@@ -82,17 +79,4 @@ pub fn emit(model: &Model, cnn: &Cnn, ty: &Ident) -> TokenStream {
             }
         };
     }
-}
-
-/// The `(c, h, w)` feature map entering layer `index` (which must follow a conv/pool or the input).
-fn map_before(cnn: &Cnn, index: usize, model: &Model) -> (usize, usize, usize) {
-    let mut shape = (model.input.channels, model.input.height, model.input.width);
-    for layer in &cnn.layers[..index] {
-        match *layer {
-            CnnLayer::Conv { out_c, out_hw, .. } => shape = (out_c, out_hw.0, out_hw.1),
-            CnnLayer::MaxPool { c, out_hw, .. } | CnnLayer::AvgPool { c, out_hw, .. } => shape = (c, out_hw.0, out_hw.1),
-            _ => {}
-        }
-    }
-    shape
 }

@@ -226,3 +226,185 @@ impl<const DIM: usize, const H: usize, const DH: usize, D: Device<f32>> SelfAtte
         (merged, maps)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const B: usize = 2;
+    const S: usize = 5;
+    const DIM: usize = 8;
+    const H: usize = 2;
+    const DH: usize = DIM / H;
+
+    /// Per-head q, k, v rows of one image: `[head][token][feature]`.
+    type Heads = Vec<Vec<Vec<f64>>>;
+
+    /// `softmax(q kᵀ / sqrt(DH)) v` for one image, by hand: (output `(S, DIM)` heads merged, weights `[h][s][t]`).
+    fn naive_attend(q: &Heads, k: &Heads, v: &Heads) -> (Vec<Vec<f64>>, Heads) {
+        let mut out = vec![vec![0.0; DIM]; S];
+        let mut maps = vec![vec![vec![0.0; S]; S]; H];
+        for h in 0..H {
+            for s in 0..S {
+                let scores: Vec<f64> = (0..S)
+                    .map(|t| {
+                        (0..DH).map(|d| q[h][s][d] * k[h][t][d]).sum::<f64>() / (DH as f64).sqrt()
+                    })
+                    .collect();
+                let max = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                let exps: Vec<f64> = scores.iter().map(|x| (x - max).exp()).collect();
+                let total: f64 = exps.iter().sum();
+                for t in 0..S {
+                    maps[h][s][t] = exps[t] / total;
+                    for d in 0..DH {
+                        out[s][h * DH + d] += maps[h][s][t] * v[h][t][d];
+                    }
+                }
+            }
+        }
+        (out, maps)
+    }
+
+    fn eval_with_maps() -> AttentionOptions {
+        AttentionOptions {
+            mode: Mode::Eval,
+            attention_dropout: 0.1,
+            dropout: 0.1,
+            want_maps: true,
+        }
+    }
+
+    fn assert_close(actual: &[f32], expected: &[f64], what: &str) {
+        assert_eq!(actual.len(), expected.len(), "{what}: length");
+        for (i, (a, e)) in actual.iter().zip(expected).enumerate() {
+            assert!(
+                (*a as f64 - e).abs() <= 1e-5,
+                "{what}[{i}]: got {a}, expected {e}"
+            );
+        }
+    }
+
+    fn assert_rows_sum_to_one(maps: &[f32]) {
+        for (r, row) in maps.chunks(S).enumerate() {
+            let sum: f32 = row.iter().sum();
+            assert!((sum - 1.0).abs() <= 1e-5, "row {r} sums to {sum}");
+        }
+    }
+
+    #[test]
+    fn fused_attention_matches_naive_per_head_attention_with_projection() {
+        let dev = Cpu::seed_from_u64(10);
+        let attn: FusedAttention<DIM, H, DH, { 3 * DIM }, f32, Cpu> = BuildModule::build(&dev);
+        let x: Tensor<Rank3<B, S, DIM>, f32, Cpu> = dev.sample_normal();
+        let xs = x.as_vec();
+        let (wqkv, bqkv) = (attn.qkv.weight.as_vec(), attn.qkv.bias.as_vec()); // (3*DIM, DIM) out x in
+        let (wp, bp) = (attn.proj.weight.as_vec(), attn.proj.bias.as_vec());
+        let (y, maps) = attn.forward(x, eval_with_maps());
+        let maps = maps.expect("maps were asked for");
+        assert_eq!(y.shape().concrete(), [B, S, DIM]);
+        assert_eq!(maps.shape().concrete(), [B, H, S, S]);
+
+        let (mut expected_y, mut expected_maps) = (Vec::new(), Vec::new());
+        for b in 0..B {
+            // timm: qkv output feature `which * DIM + h * DH + d` is q/k/v (which = 0/1/2), head h, feature d.
+            let project = |which: usize| -> Heads {
+                (0..H)
+                    .map(|h| {
+                        (0..S)
+                            .map(|s| {
+                                (0..DH)
+                                    .map(|d| {
+                                        let o = which * DIM + h * DH + d;
+                                        bqkv[o] as f64
+                                            + (0..DIM)
+                                                .map(|i| {
+                                                    wqkv[o * DIM + i] as f64
+                                                        * xs[(b * S + s) * DIM + i] as f64
+                                                })
+                                                .sum::<f64>()
+                                    })
+                                    .collect()
+                            })
+                            .collect()
+                    })
+                    .collect()
+            };
+            let (merged, weights) = naive_attend(&project(0), &project(1), &project(2));
+            for row in &merged {
+                for o in 0..DIM {
+                    expected_y.push(
+                        bp[o] as f64
+                            + (0..DIM)
+                                .map(|i| wp[o * DIM + i] as f64 * row[i])
+                                .sum::<f64>(),
+                    );
+                }
+            }
+            expected_maps.extend(weights.into_iter().flatten().flatten());
+        }
+        assert_close(&y.as_vec(), &expected_y, "output");
+        assert_close(&maps.as_vec(), &expected_maps, "maps");
+        assert_rows_sum_to_one(&maps.as_vec());
+    }
+
+    #[test]
+    fn per_head_attention_matches_naive_attention_on_each_heads_slice_without_projection() {
+        let dev = Cpu::seed_from_u64(11);
+        let attn: PerHeadAttention<DIM, H, DH, f32, Cpu> = BuildModule::build(&dev);
+        let x: Tensor<Rank3<B, S, DIM>, f32, Cpu> = dev.sample_normal();
+        let xs = x.as_vec();
+        let (y, maps) = attn.forward(x, eval_with_maps());
+        let maps = maps.expect("maps were asked for");
+        assert_eq!(y.shape().concrete(), [B, S, DIM]);
+        assert_eq!(maps.shape().concrete(), [B, H, S, S]);
+
+        let (mut expected_y, mut expected_maps) = (Vec::new(), Vec::new());
+        for b in 0..B {
+            // The course's MyMSA: head h maps x[.., h*DH..(h+1)*DH] through its own (DH, DH) linear.
+            let project = |map: &HeadLinear<H, DH, f32, Cpu>| -> Heads {
+                let (w, bias) = (map.weight.as_vec(), map.bias.as_vec()); // (H, DH out, DH in), (H, DH)
+                (0..H)
+                    .map(|h| {
+                        (0..S)
+                            .map(|s| {
+                                (0..DH)
+                                    .map(|o| {
+                                        bias[h * DH + o] as f64
+                                            + (0..DH)
+                                                .map(|i| {
+                                                    w[(h * DH + o) * DH + i] as f64
+                                                        * xs[(b * S + s) * DIM + h * DH + i] as f64
+                                                })
+                                                .sum::<f64>()
+                                    })
+                                    .collect()
+                            })
+                            .collect()
+                    })
+                    .collect()
+            };
+            let (merged, weights) =
+                naive_attend(&project(&attn.q), &project(&attn.k), &project(&attn.v));
+            expected_y.extend(merged.into_iter().flatten());
+            expected_maps.extend(weights.into_iter().flatten().flatten());
+        }
+        assert_close(&y.as_vec(), &expected_y, "output");
+        assert_close(&maps.as_vec(), &expected_maps, "maps");
+        assert_rows_sum_to_one(&maps.as_vec());
+    }
+
+    #[test]
+    fn attention_returns_no_maps_unless_asked() {
+        let dev = Cpu::seed_from_u64(12);
+        let attn: FusedAttention<DIM, H, DH, { 3 * DIM }, f32, Cpu> = BuildModule::build(&dev);
+        let x: Tensor<Rank3<B, S, DIM>, f32, Cpu> = dev.sample_normal();
+        let options = AttentionOptions {
+            want_maps: false,
+            ..eval_with_maps()
+        };
+        let (with, _) = attn.forward(x.clone(), eval_with_maps());
+        let (without, maps) = attn.forward(x, options);
+        assert!(maps.is_none());
+        assert_eq!(with.as_vec(), without.as_vec());
+    }
+}

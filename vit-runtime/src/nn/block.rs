@@ -95,3 +95,108 @@ pub fn drop_path<B: Dim, S: Dim, M: Dim, D: Device<f32>, T: Tape<f32, D>>(
     let mask = dev.tensor_from_vec(mask, (shape.0,)).broadcast_like::<_, Axes2<1, 2>>(&shape);
     x * mask
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::FusedAttention;
+
+    const B: usize = 2;
+    const S: usize = 5;
+    const DIM: usize = 8;
+    const H: usize = 2;
+    const HIDDEN: usize = 16;
+    type Block = EncoderBlock<DIM, H, HIDDEN, FusedAttention<DIM, H, 4, 24, f32, Cpu>, f32, Cpu>;
+
+    fn options(mode: Mode) -> BlockOptions {
+        BlockOptions {
+            mode,
+            activation: Activation::Gelu,
+            dropout: 0.1,
+            attention_dropout: 0.1,
+            drop_path: 0.2,
+            want_maps: true,
+        }
+    }
+
+    #[test]
+    fn encoder_block_in_eval_is_two_pre_norm_residuals_attention_then_mlp() {
+        let dev = Cpu::seed_from_u64(20);
+        let mut block: Block = BuildModule::build(&dev);
+        // Distinct norms, so that swapping norm1 and norm2 would show.
+        block.norm1.weight = dev.sample_normal();
+        block.norm1.bias = dev.sample_normal();
+        block.norm2.weight = dev.sample_normal();
+        block.norm2.bias = dev.sample_normal();
+        let x: Tensor<Rank3<B, S, DIM>, f32, Cpu> = dev.sample_normal();
+
+        let (y, maps) = block.forward(x.clone(), options(Mode::Eval));
+        assert_eq!(y.shape().concrete(), [B, S, DIM]);
+        assert_eq!(
+            maps.expect("maps were asked for").shape().concrete(),
+            [B, H, S, S]
+        );
+
+        let eval = AttentionOptions {
+            mode: Mode::Eval,
+            attention_dropout: 0.0,
+            dropout: 0.0,
+            want_maps: false,
+        };
+        let (a, _) = block.attn.forward(block.norm1.forward(x.clone()), eval);
+        let h = x + a;
+        let m = block.mlp.forward(
+            block.norm2.forward(h.clone()),
+            Activation::Gelu,
+            0.0,
+            Mode::Eval,
+        );
+        let expected = h + m;
+        for (i, (got, want)) in y.as_vec().iter().zip(expected.as_vec()).enumerate() {
+            assert!(
+                (got - want).abs() <= 1e-5,
+                "y[{i}]: got {got}, expected {want}"
+            );
+        }
+    }
+
+    #[test]
+    fn drop_path_in_eval_is_the_identity() {
+        let dev = Cpu::seed_from_u64(21);
+        let x: Tensor<Rank3<64, 3, 4>, f32, Cpu> = dev.sample_normal();
+        assert_eq!(drop_path(x.clone(), 0.5, Mode::Eval).as_vec(), x.as_vec());
+    }
+
+    #[test]
+    fn drop_path_at_rate_zero_in_train_is_the_identity() {
+        let dev = Cpu::seed_from_u64(22);
+        let x: Tensor<Rank3<8, 3, 4>, f32, Cpu> = dev.sample_normal();
+        assert_eq!(drop_path(x.clone(), 0.0, Mode::Train).as_vec(), x.as_vec());
+    }
+
+    #[test]
+    fn drop_path_in_train_zeroes_whole_samples_and_rescales_survivors() {
+        const P: f32 = 0.5;
+        let dev = Cpu::seed_from_u64(23);
+        let x: Tensor<Rank3<64, 3, 4>, f32, Cpu> = dev.sample_normal();
+        let (xs, ys) = (x.as_vec(), drop_path(x, P, Mode::Train).as_vec());
+        let (mut dropped, mut kept) = (0, 0);
+        for (sample, (x, y)) in xs.chunks(12).zip(ys.chunks(12)).enumerate() {
+            if y.iter().all(|&v| v == 0.0) {
+                dropped += 1;
+            } else {
+                kept += 1;
+                for (a, b) in x.iter().zip(y) {
+                    assert!(
+                        (a / (1.0 - P) - b).abs() <= 1e-5,
+                        "sample {sample} partly dropped: {y:?} from {x:?}"
+                    );
+                }
+            }
+        }
+        assert!(
+            dropped > 0 && kept > 0,
+            "{dropped} dropped, {kept} kept of 64 at p = {P}"
+        );
+    }
+}

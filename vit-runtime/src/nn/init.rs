@@ -2,7 +2,8 @@
 use dfdx::prelude::*;
 use rand_distr::{Distribution, Normal};
 
-/// timm's `trunc_normal_(std)`: N(0, std) redrawn until inside [-2 std, 2 std].
+/// timm's `trunc_normal_(std=std)`: N(0, std) redrawn until inside timm's default
+/// bounds `[-2, 2]` (absolute, not in units of std, so for std 0.02 nothing is cut).
 /// The stream is seeded from the device's RNG, so a model's init follows its seed.
 pub fn fill_trunc_normal<S: Shape, E, D>(t: &mut Tensor<S, E, D>, std: f32) -> Result<(), D::Err>
 where
@@ -19,7 +20,7 @@ where
     let values: Vec<E> = (0..t.shape().num_elements())
         .map(|_| loop {
             let v = normal.sample(&mut rng);
-            if v.abs() <= 2.0 * std {
+            if v.abs() <= 2.0 {
                 break E::from(v).expect("f32 converts to every float dtype");
             }
         })

@@ -49,10 +49,24 @@ impl Activation {
         x: Tensor<S, f32, D, T>,
     ) -> Tensor<S, f32, D, T> {
         match self {
-            Activation::Gelu => x.accurate_gelu(),
+            Activation::Gelu => gelu(x),
             Activation::Relu => x.relu(),
         }
     }
+}
+
+/// The exact GELU `x * Phi(x)` with a correct gradient.
+///
+/// dfdx 0.13's `accurate_gelu` computes the right values but its derivative
+/// (`accurate_gelu/cpu_kernel.rs`) gives `Phi(x) + sqrt(2) x phi(x)` instead of
+/// `Phi(x) + x phi(x)`. We keep its forward and add `(sqrt(2) - 1) (phi(x) - phi(x))`
+/// with the second `phi` detached: exactly zero in value, `-(sqrt(2) - 1) x phi(x)` in
+/// gradient, which cancels the error. Pinned by a finite-difference test.
+pub fn gelu<S: Shape, D: Device<f32>, T: Tape<f32, D>>(x: Tensor<S, f32, D, T>) -> Tensor<S, f32, D, T> {
+    let phi = (x.with_empty_tape().square() * -0.5).exp() * (0.5 * std::f32::consts::FRAC_2_SQRT_PI * std::f32::consts::FRAC_1_SQRT_2);
+    // `* 1.0` gives the detached copy its own id, so no gradient is routed back to `phi`.
+    let detached = phi.retaped::<NoneTape>() * 1.0;
+    x.accurate_gelu() + (phi - detached) * (std::f32::consts::SQRT_2 - 1.0)
 }
 
 /// Dropout that is the identity outside training or at `p == 0`.
@@ -65,5 +79,54 @@ pub fn dropout<S: Shape, D: Device<f32>, T: Tape<f32, D>>(
         x.dropout(p)
     } else {
         x
+    }
+}
+
+/// Gives `x` a tensor identity of its own before it is sliced.
+///
+/// dfdx 0.13's `slice` backward *assigns* its gradient into the source's gradient instead
+/// of adding to it (`tensor_ops/slice/cpu_kernel.rs`), so two slices of one tensor
+/// overwrite each other's gradients. Slicing `x * 1.0` instead gives every slice its own
+/// source, whose backward adds correctly.
+pub fn own_source<S: Shape, D: Device<f32>, T: Tape<f32, D>>(x: Tensor<S, f32, D, T>) -> Tensor<S, f32, D, T> {
+    x * 1.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gelu_gradient_is_phi_plus_x_times_density() {
+        let dev = Cpu::default();
+        let xs = [-3.0f32, -1.5, -0.4, 0.3, 1.0, 2.5];
+        let x: Tensor<Rank1<6>, f32, _> = dev.tensor(xs);
+        let y = gelu(x.leaky_trace());
+        let values = y.as_vec();
+        let grads = y.sum().backward();
+        for ((&x, &gx), &y) in xs.iter().zip(&grads.get(&x).as_vec()).zip(&values) {
+            // Phi(x) = gelu(x) / x; phi(x) = exp(-x^2/2) / sqrt(2 pi).
+            let (x, y) = (x as f64, y as f64);
+            let expected = y / x + x * (-x * x / 2.0).exp() / (2.0 * std::f64::consts::PI).sqrt();
+            assert!((gx as f64 - expected).abs() < 1e-5, "x {x}: grad {gx}, expected {expected}");
+        }
+    }
+
+    #[test]
+    fn gelu_values_are_dfdx_exact_gelu() {
+        let dev = Cpu::default();
+        let x: Tensor<Rank1<4>, f32, _> = dev.tensor([-2.0, -0.1, 0.7, 3.0]);
+        assert_eq!(gelu(x.clone()).as_vec(), x.accurate_gelu().as_vec());
+    }
+
+    #[test]
+    fn overlapping_slices_of_own_sources_add_their_gradients() {
+        let dev = Cpu::default();
+        let x: Tensor<Rank1<3>, f32, _> = dev.tensor([1.0, 2.0, 3.0]);
+        let t = x.leaky_trace();
+        let a = own_source(t.with_empty_tape()).slice((0..2,));
+        let b = own_source(t).slice((1..3,));
+        let grads = (a + b).sum().backward();
+        assert_eq!(grads.get(&x).as_vec(), vec![1.0, 2.0, 1.0]);
     }
 }

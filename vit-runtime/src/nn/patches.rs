@@ -168,3 +168,116 @@ where
         visitor.visit_fields(Self::module("proj", |s| &s.proj, |s| &mut s.proj), |proj| PatchEmbed { proj })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOL: f32 = 1e-5;
+
+    fn assert_close(actual: &[f32], expected: &[f32], what: &str) {
+        assert_eq!(actual.len(), expected.len(), "{what}: length");
+        for (i, (a, e)) in actual.iter().zip(expected).enumerate() {
+            assert!((a - e).abs() <= TOL, "{what}[{i}]: got {a}, expected {e}");
+        }
+    }
+
+    /// Image `(B, C, H, W)` = (2, 3, 8, 12), patch 4: a 2 x 3 grid of 48-wide patches.
+    const B: usize = 2;
+    const C: usize = 3;
+    const H: usize = 8;
+    const W: usize = 12;
+    const P: usize = 4;
+    const N: usize = (H / P) * (W / P);
+    const PD: usize = C * P * P;
+    const DIM: usize = 5;
+
+    fn image(dev: &Cpu) -> Tensor<Rank4<B, C, H, W>, f32, Cpu> {
+        dev.sample_normal()
+    }
+
+    #[test]
+    fn extract_patches_orders_grid_row_major_and_each_patch_channel_row_column() {
+        let dev = Cpu::seed_from_u64(1);
+        let x = image(&dev);
+        let img = x.as_vec();
+        let patches = extract_patches::<Const<B>, C, H, W, P, N, PD, Cpu, NoneTape>(x);
+        assert_eq!(patches.shape().concrete(), [B, N, PD]);
+
+        let mut expected = Vec::with_capacity(B * N * PD);
+        for b in 0..B {
+            for pr in 0..H / P {
+                for pc in 0..W / P {
+                    for c in 0..C {
+                        for y in 0..P {
+                            for x in 0..P {
+                                expected.push(img[((b * C + c) * H + pr * P + y) * W + pc * P + x]);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert_close(&patches.as_vec(), &expected, "patches");
+    }
+
+    #[test]
+    fn patch_embed_with_conv_projection_is_a_stride_equals_kernel_convolution() {
+        let dev = Cpu::seed_from_u64(2);
+        let embed: PatchEmbed<C, H, W, P, N, PD, DIM, PatchConv<C, P, PD, DIM, f32, Cpu>> =
+            BuildModule::build(&dev);
+        let x = image(&dev);
+        let img = x.as_vec();
+        let weight = embed.proj.weight.as_vec(); // (DIM, C, P, P)
+        let bias = embed.proj.bias.as_vec();
+        let tokens = embed.forward(x);
+        assert_eq!(tokens.shape().concrete(), [B, N, DIM]);
+
+        // Conv2d(C, DIM, kernel P, stride P): output pixel (i, j) is token i * (W / P) + j.
+        let mut expected = vec![0.0f32; B * N * DIM];
+        for b in 0..B {
+            for i in 0..H / P {
+                for j in 0..W / P {
+                    for o in 0..DIM {
+                        let mut sum = bias[o] as f64;
+                        for c in 0..C {
+                            for ky in 0..P {
+                                for kx in 0..P {
+                                    let w = weight[((o * C + c) * P + ky) * P + kx] as f64;
+                                    let v =
+                                        img[((b * C + c) * H + i * P + ky) * W + j * P + kx] as f64;
+                                    sum += w * v;
+                                }
+                            }
+                        }
+                        expected[(b * N + i * (W / P) + j) * DIM + o] = sum as f32;
+                    }
+                }
+            }
+        }
+        assert_close(&tokens.as_vec(), &expected, "tokens");
+    }
+
+    #[test]
+    fn patch_embed_with_linear_projection_applies_the_linear_map_to_each_flattened_patch() {
+        let dev = Cpu::seed_from_u64(3);
+        let embed: PatchEmbed<C, H, W, P, N, PD, DIM, Linear<PD, DIM, f32, Cpu>> =
+            BuildModule::build(&dev);
+        let x = image(&dev);
+        let patches =
+            extract_patches::<Const<B>, C, H, W, P, N, PD, Cpu, NoneTape>(x.clone()).as_vec();
+        let (weight, bias) = (embed.proj.weight.as_vec(), embed.proj.bias.as_vec()); // (DIM, PD), (DIM)
+        let tokens = embed.forward(x);
+
+        let mut expected = Vec::with_capacity(B * N * DIM);
+        for row in patches.chunks(PD) {
+            for o in 0..DIM {
+                let dot: f64 = (0..PD)
+                    .map(|k| weight[o * PD + k] as f64 * row[k] as f64)
+                    .sum();
+                expected.push((dot + bias[o] as f64) as f32);
+            }
+        }
+        assert_close(&tokens.as_vec(), &expected, "tokens");
+    }
+}

@@ -31,3 +31,61 @@ where
     t.copy_from(&values);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sinusoidal_table_is_sin_on_even_and_cos_on_odd_features() {
+        let (seq, d) = (50, 8);
+        let table = sinusoidal_table(seq, d);
+        assert_eq!(table.len(), seq * d);
+        for pos in 0..seq {
+            for i in 0..d {
+                let expected = if i % 2 == 0 {
+                    (pos as f64 / 10000f64.powf(i as f64 / d as f64)).sin()
+                } else {
+                    (pos as f64 / 10000f64.powf((i - 1) as f64 / d as f64)).cos()
+                };
+                let got = table[pos * d + i];
+                assert!(
+                    (got as f64 - expected).abs() <= 1e-5,
+                    "table[{pos}][{i}] = {got}, expected {expected}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn sinusoidal_table_spot_values_match_hand_computation() {
+        let table = sinusoidal_table(50, 8);
+        // pos 0: sin(0) = 0 on even features, cos(0) = 1 on odd ones.
+        assert_eq!(&table[..8], &[0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0]);
+        // pos 1, i 0: 1 / 10000^0 = 1 -> sin(1); i 1 -> cos(1).
+        assert!(
+            (table[8] - 0.841_470_98).abs() <= 1e-6,
+            "sin(1), got {}",
+            table[8]
+        );
+        assert!(
+            (table[9] - 0.540_302_3).abs() <= 1e-6,
+            "cos(1), got {}",
+            table[9]
+        );
+        // pos 1, i 2: 1 / 10000^(2/8) = 0.1 -> sin(0.1).
+        assert!(
+            (table[10] - 0.099_833_42).abs() <= 1e-6,
+            "sin(0.1), got {}",
+            table[10]
+        );
+    }
+
+    #[test]
+    fn fill_sinusoidal_writes_the_table_row_major_into_a_positions_tensor() {
+        let dev = Cpu::default();
+        let mut t: Tensor<Rank3<1, 50, 8>, f32, Cpu> = dev.zeros();
+        fill_sinusoidal::<_, f32, Cpu, 50, 8>(&mut t).unwrap();
+        assert_eq!(t.as_vec(), sinusoidal_table(50, 8));
+    }
+}

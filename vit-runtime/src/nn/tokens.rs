@@ -18,7 +18,8 @@ pub fn token_at<B: Dim, const S: usize, const DIM: usize, D: Device<f32>, T: Tap
     index: usize,
 ) -> Tensor<(B, Const<DIM>), f32, D, T> {
     let b = x.shape().0;
-    x.slice((.., index..index + 1, ..)).reshape_like(&(b, Const::<DIM>))
+    // DeiT slices the class and the distillation token out of the same tensor.
+    super::own_source(x).slice((.., index..index + 1, ..)).reshape_like(&(b, Const::<DIM>))
 }
 
 /// Prepends `prefix` tokens to `patches` and adds the `(1, S, DIM)` positional table.
