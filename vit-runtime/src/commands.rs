@@ -176,8 +176,11 @@ fn finish<M: ModelSpec>(options: &RunOptions, report: &RunReport) -> anyhow::Res
     let table = report.confusion.table(&names);
     std::fs::write(options.out_dir.join("confusion.txt"), &table)?;
     println!("\n{table}");
+    let title = format!("{} on {}", M::NAME, M::RECIPE.dataset.name());
+    vit_runtime::viz::plot_curves(&options.out_dir.join("curves.png"), &title, &report.epochs)?;
+    vit_runtime::viz::plot_confusion(&options.out_dir.join("confusion.png"), &title, &report.confusion, &names)?;
     println!(
-        "done in {:.1} s; checkpoint {}, metrics {}",
+        "done in {:.1} s; checkpoint {}, metrics {}, plots curves.png and confusion.png",
         report.seconds,
         report.checkpoint.display(),
         options.out_dir.join(train::METRICS).display()

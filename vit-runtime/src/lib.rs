@@ -10,6 +10,7 @@ pub mod models;
 pub mod nn;
 pub mod recipe;
 pub mod train;
+pub mod viz;
 
 /// Re-exported so generated code (and users) name one dfdx version.
 pub use dfdx;
