@@ -376,7 +376,11 @@ fn identifier(spec: &Spec, path: &str, name: &str) -> Result<String, Diagnostic>
 pub fn camel_case(name: &str) -> String {
     name.split('_')
         .filter(|w| !w.is_empty())
-        .map(|w| w[..1].to_ascii_uppercase() + &w[1..])
+        .map(|w| {
+            // By chars, not bytes: an invalid name may start with a multi-byte character.
+            let mut chars = w.chars();
+            chars.next().map(|c| c.to_ascii_uppercase().to_string() + chars.as_str()).unwrap_or_default()
+        })
         .collect()
 }
 

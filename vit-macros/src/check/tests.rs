@@ -370,6 +370,9 @@ fn names_must_be_snake_case_identifiers() {
         "`name` must be a snake_case identifier, got `self`"
     );
     assert_eq!(camel_case("light_vit_2"), "LightVit2");
+    // A multi-byte first character is an error to report, not a panic in the macro.
+    let d = error_in(&model_text("vit"), "name: vit", "name: été");
+    assert_eq!(d.message, "`name` must be a snake_case identifier, got `été`");
 }
 
 #[test]

@@ -28,17 +28,9 @@ pub fn emit(model: &Model, teacher: Option<&Model>, spec_path: &Path) -> TokenSt
     }
 }
 
-/// `fashion_vit` -> `FashionVit`.
+/// The generated type's name: the spec name in CamelCase (`fashion_vit` -> `FashionVit`).
 pub fn type_name(spec_name: &str) -> Ident {
-    let camel: String = spec_name
-        .split('_')
-        .filter(|part| !part.is_empty())
-        .map(|part| {
-            let mut chars = part.chars();
-            chars.next().map(|c| c.to_ascii_uppercase().to_string() + chars.as_str()).unwrap_or_default()
-        })
-        .collect();
-    Ident::new(&camel, Span::call_site())
+    Ident::new(&crate::check::camel_case(spec_name), Span::call_site())
 }
 
 /// `impl ModelSpec`: the spec text, recipe, sizes and distillation settings as consts.
