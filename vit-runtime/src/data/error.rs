@@ -8,14 +8,14 @@ use std::path::PathBuf;
 /// Errors of the data module.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
-    #[error("{}: cannot read: {source}", path.display())]
+    #[error("{}: cannot read", path.display())]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
 
-    #[error("{}: corrupt gzip data: {source}", path.display())]
+    #[error("{}: corrupt gzip data", path.display())]
     Gzip {
         path: PathBuf,
         #[source]

@@ -14,9 +14,9 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
-    #[error("cannot read checkpoint {path}: {source}")]
+    #[error("cannot read checkpoint {path}")]
     Read { path: PathBuf, source: std::io::Error },
-    #[error("cannot write checkpoint {path}: {source}")]
+    #[error("cannot write checkpoint {path}")]
     Write { path: PathBuf, source: std::io::Error },
     #[error("{path} is not a safetensors file: {reason}")]
     Format { path: PathBuf, reason: String },
