@@ -318,7 +318,11 @@ fn learned_tokens_and_positions_start_as_truncated_normal_with_the_specs_std() {
         if ["cls_token", "pos_embed"].contains(&p.name.as_str()) {
             // timm's bounds are +-2 absolute: at std 0.02 nothing is cut, so values
             // beyond 2 std (about 5% of them) must occur.
-            assert!(p.values.iter().all(|v| v.abs() <= 2.0), "{} exceeds timm's bounds", p.name);
+            assert!(
+                p.values.iter().all(|v| v.abs() <= 2.0),
+                "{} exceeds timm's bounds",
+                p.name
+            );
             let n = p.values.len() as f64;
             let mean = p.values.iter().map(|&v| v as f64).sum::<f64>() / n;
             let std = (p
@@ -331,7 +335,11 @@ fn learned_tokens_and_positions_start_as_truncated_normal_with_the_specs_std() {
             assert!((0.016..0.024).contains(&std), "{}: std {std}", p.name);
             if p.name == "pos_embed" {
                 let beyond = p.values.iter().filter(|v| v.abs() > 0.04).count() as f64 / n;
-                assert!((0.02..0.08).contains(&beyond), "{}: {beyond} beyond 2 std", p.name);
+                assert!(
+                    (0.02..0.08).contains(&beyond),
+                    "{}: {beyond} beyond 2 std",
+                    p.name
+                );
             }
         }
     }

@@ -379,7 +379,10 @@ pub fn camel_case(name: &str) -> String {
         .map(|w| {
             // By chars, not bytes: an invalid name may start with a multi-byte character.
             let mut chars = w.chars();
-            chars.next().map(|c| c.to_ascii_uppercase().to_string() + chars.as_str()).unwrap_or_default()
+            chars
+                .next()
+                .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
+                .unwrap_or_default()
         })
         .collect()
 }

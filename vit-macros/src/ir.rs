@@ -124,15 +124,43 @@ pub enum Feature {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum CnnLayer {
-    Conv { in_c: usize, out_c: usize, kernel: usize, stride: usize, padding: usize, in_hw: (usize, usize), out_hw: (usize, usize) },
-    MaxPool { c: usize, kernel: usize, stride: usize, in_hw: (usize, usize), out_hw: (usize, usize) },
-    AvgPool { c: usize, kernel: usize, stride: usize, in_hw: (usize, usize), out_hw: (usize, usize) },
+    Conv {
+        in_c: usize,
+        out_c: usize,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+        in_hw: (usize, usize),
+        out_hw: (usize, usize),
+    },
+    MaxPool {
+        c: usize,
+        kernel: usize,
+        stride: usize,
+        in_hw: (usize, usize),
+        out_hw: (usize, usize),
+    },
+    AvgPool {
+        c: usize,
+        kernel: usize,
+        stride: usize,
+        in_hw: (usize, usize),
+        out_hw: (usize, usize),
+    },
     Relu,
     Gelu,
     Dropout(f64),
     /// `(c, h, w) -> size = c * h * w`.
-    Flatten { c: usize, h: usize, w: usize, size: usize },
-    Linear { inp: usize, out: usize },
+    Flatten {
+        c: usize,
+        h: usize,
+        w: usize,
+        size: usize,
+    },
+    Linear {
+        inp: usize,
+        out: usize,
+    },
 }
 
 /// The training recipe; mirrors `vit_runtime::recipe::Recipe`.
@@ -174,7 +202,10 @@ pub enum OptimizerKind {
 pub enum Schedule {
     Constant,
     /// Linear warm-up from 0 over `warmup_epochs`, then cosine decay to `min_lr`.
-    WarmupCosine { warmup_epochs: usize, min_lr: f64 },
+    WarmupCosine {
+        warmup_epochs: usize,
+        min_lr: f64,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -6,14 +6,22 @@ use vit_runtime::nn::Mode;
 fn main() {
     let dev = Cpu::seed_from_u64(0);
     let lv = <Lightvit<f32, Cpu> as BuildModule<Cpu, f32>>::build(&dev);
-    println!("lightvit params {} summary {}", lv.num_trainable_params(), Lightvit::<f32, Cpu>::SUMMARY.params);
+    println!(
+        "lightvit params {} summary {}",
+        lv.num_trainable_params(),
+        Lightvit::<f32, Cpu>::SUMMARY.params
+    );
     let x: Tensor<Rank4<3, 1, 28, 28>, f32, _> = dev.sample_normal();
     let y = lv.forward(x.clone());
     println!("{:?}", y.shape());
     let (_, maps) = lv.forward_with_attention(x.clone());
     println!("maps {:?}", maps.shape());
     let vit = <Vit<f32, Cpu> as BuildModule<Cpu, f32>>::build(&dev);
-    println!("vit params {} summary {}", vit.num_trainable_params(), Vit::<f32, Cpu>::SUMMARY.params);
+    println!(
+        "vit params {} summary {}",
+        vit.num_trainable_params(),
+        Vit::<f32, Cpu>::SUMMARY.params
+    );
     let t = std::time::Instant::now();
     let y = vit.heads(x.clone().traced(vit.alloc_grads()), Mode::Train);
     let loss = y.class.mean();
@@ -21,9 +29,17 @@ fn main() {
     println!("vit fwd+bwd {:?}", t.elapsed());
     let _ = g;
     let deit = <Deit<f32, Cpu> as BuildModule<Cpu, f32>>::build(&dev);
-    println!("deit params {} summary {}", deit.num_trainable_params(), Deit::<f32, Cpu>::SUMMARY.params);
+    println!(
+        "deit params {} summary {}",
+        deit.num_trainable_params(),
+        Deit::<f32, Cpu>::SUMMARY.params
+    );
     let cnn = <Cnn<f32, Cpu> as BuildModule<Cpu, f32>>::build(&dev);
-    println!("cnn params {} summary {}", cnn.num_trainable_params(), Cnn::<f32, Cpu>::SUMMARY.params);
+    println!(
+        "cnn params {} summary {}",
+        cnn.num_trainable_params(),
+        Cnn::<f32, Cpu>::SUMMARY.params
+    );
     let t = std::time::Instant::now();
     let y = cnn.forward(x.clone());
     println!("cnn {:?} {:?}", y.shape(), t.elapsed());

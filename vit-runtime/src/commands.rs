@@ -19,10 +19,26 @@ const K: usize = 10;
 fn summaries() -> [(&'static str, Summary, &'static str); 4] {
     type Cpu = vit_runtime::dfdx::tensor::Cpu;
     [
-        (Lightvit::<f32, Cpu>::NAME, Lightvit::<f32, Cpu>::SUMMARY, Lightvit::<f32, Cpu>::RECIPE.dataset.name()),
-        (Vit::<f32, Cpu>::NAME, Vit::<f32, Cpu>::SUMMARY, Vit::<f32, Cpu>::RECIPE.dataset.name()),
-        (Deit::<f32, Cpu>::NAME, Deit::<f32, Cpu>::SUMMARY, Deit::<f32, Cpu>::RECIPE.dataset.name()),
-        (Cnn::<f32, Cpu>::NAME, Cnn::<f32, Cpu>::SUMMARY, Cnn::<f32, Cpu>::RECIPE.dataset.name()),
+        (
+            Lightvit::<f32, Cpu>::NAME,
+            Lightvit::<f32, Cpu>::SUMMARY,
+            Lightvit::<f32, Cpu>::RECIPE.dataset.name(),
+        ),
+        (
+            Vit::<f32, Cpu>::NAME,
+            Vit::<f32, Cpu>::SUMMARY,
+            Vit::<f32, Cpu>::RECIPE.dataset.name(),
+        ),
+        (
+            Deit::<f32, Cpu>::NAME,
+            Deit::<f32, Cpu>::SUMMARY,
+            Deit::<f32, Cpu>::RECIPE.dataset.name(),
+        ),
+        (
+            Cnn::<f32, Cpu>::NAME,
+            Cnn::<f32, Cpu>::SUMMARY,
+            Cnn::<f32, Cpu>::RECIPE.dataset.name(),
+        ),
     ]
 }
 
@@ -30,10 +46,26 @@ fn summaries() -> [(&'static str, Summary, &'static str); 4] {
 pub fn models_table() -> String {
     let mut out = format!(
         "{:<10} {:<4} {:>10} {:>7} {:>6} {:>6} {:>6} {:>9} {:>5} {:>12}  {}\n",
-        "model", "kind", "params", "tokens", "dim", "depth", "heads", "head_dim", "mlp", "MFLOPs/img", "dataset"
+        "model",
+        "kind",
+        "params",
+        "tokens",
+        "dim",
+        "depth",
+        "heads",
+        "head_dim",
+        "mlp",
+        "MFLOPs/img",
+        "dataset"
     );
     for (name, s, dataset) in summaries() {
-        let dash = |v: usize| if s.kind == "cnn" { "-".to_string() } else { v.to_string() };
+        let dash = |v: usize| {
+            if s.kind == "cnn" {
+                "-".to_string()
+            } else {
+                v.to_string()
+            }
+        };
         out += &format!(
             "{:<10} {:<4} {:>10} {:>7} {:>6} {:>6} {:>6} {:>9} {:>5} {:>12.2}  {}\n",
             name,
@@ -91,7 +123,9 @@ fn run_options<M: ModelSpec>(args: &TrainArgs, out: PathBuf) -> RunOptions {
     }
 }
 
-fn train_plain<M: ImageClassifier<C, H, W, K, D>, D: SeededDevice>(args: &TrainArgs) -> anyhow::Result<RunReport> {
+fn train_plain<M: ImageClassifier<C, H, W, K, D>, D: SeededDevice>(
+    args: &TrainArgs,
+) -> anyhow::Result<RunReport> {
     let options = run_options::<M>(args, out_dir(args)?);
     announce::<M, D>(&options);
     let report = train::train::<M, M, C, H, W, K, D>(&options, None)?;
@@ -110,7 +144,9 @@ where
     let teacher_path = match &args.teacher {
         Some(path) => path.clone(),
         None => {
-            let path = PathBuf::from("runs").join(distillation.teacher).join(train::CHECKPOINT);
+            let path = PathBuf::from("runs")
+                .join(distillation.teacher)
+                .join(train::CHECKPOINT);
             if !path.exists() {
                 println!(
                     "no teacher checkpoint at {}: training teacher `{}` first with its own recipe",
@@ -149,8 +185,13 @@ where
 fn load_teacher<Teacher: ImageClassifier<C, H, W, K, D>, D: SeededDevice>(
     path: &Path,
 ) -> anyhow::Result<(Teacher, train::checkpoint::State)> {
-    train::load_for_eval::<Teacher, C, H, W, K, D>(path, &D::seeded(0)?)
-        .with_context(|| format!("cannot use {} as the teacher `{}`", path.display(), Teacher::NAME))
+    train::load_for_eval::<Teacher, C, H, W, K, D>(path, &D::seeded(0)?).with_context(|| {
+        format!(
+            "cannot use {} as the teacher `{}`",
+            path.display(),
+            Teacher::NAME
+        )
+    })
 }
 
 fn announce<M: ModelSpec, D: SeededDevice>(options: &RunOptions) {
@@ -178,7 +219,12 @@ fn finish<M: ModelSpec>(options: &RunOptions, report: &RunReport) -> anyhow::Res
     println!("\n{table}");
     let title = format!("{} on {}", M::NAME, M::RECIPE.dataset.name());
     vit_runtime::viz::plot_curves(&options.out_dir.join("curves.png"), &title, &report.epochs)?;
-    vit_runtime::viz::plot_confusion(&options.out_dir.join("confusion.png"), &title, &report.confusion, &names)?;
+    vit_runtime::viz::plot_confusion(
+        &options.out_dir.join("confusion.png"),
+        &title,
+        &report.confusion,
+        &names,
+    )?;
     println!(
         "done in {:.1} s; checkpoint {}, metrics {}, plots curves.png and confusion.png",
         report.seconds,
@@ -188,19 +234,40 @@ fn finish<M: ModelSpec>(options: &RunOptions, report: &RunReport) -> anyhow::Res
     Ok(())
 }
 
-fn eval_model<M: ImageClassifier<C, H, W, K, D>, D: SeededDevice>(args: &EvalArgs) -> anyhow::Result<()> {
-    let path = args.checkpoint.clone().unwrap_or_else(|| PathBuf::from("runs").join(M::NAME).join(train::CHECKPOINT));
+fn eval_model<M: ImageClassifier<C, H, W, K, D>, D: SeededDevice>(
+    args: &EvalArgs,
+) -> anyhow::Result<()> {
+    let path = args
+        .checkpoint
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("runs").join(M::NAME).join(train::CHECKPOINT));
     let dev = D::seeded(0)?;
     let (model, state) = train::load_for_eval::<M, C, H, W, K, D>(&path, &dev)?;
     let recipe = M::RECIPE;
-    let splits = vit_runtime::data::load(recipe.dataset, args.common.data_dir.as_deref())?.limit(None, args.common.limit_test);
-    let config = vit_runtime::data::LoaderConfig { batch_size: 500, ..vit_runtime::data::LoaderConfig::eval(&recipe) };
+    let splits = vit_runtime::data::load(recipe.dataset, args.common.data_dir.as_deref())?
+        .limit(None, args.common.limit_test);
+    let config = vit_runtime::data::LoaderConfig {
+        batch_size: 500,
+        ..vit_runtime::data::LoaderConfig::eval(&recipe)
+    };
     let loader = vit_runtime::data::Loader::new(std::sync::Arc::new(splits.test), config)?;
     let evaluation = train::evaluate::<M, C, H, W, K, D>(&model, &loader, &dev)?;
-    println!("`{}` from {} (epoch {}):", M::NAME, path.display(), state.epoch);
-    print!("{}", evaluation.confusion.table(&recipe.dataset.class_names()));
+    println!(
+        "`{}` from {} (epoch {}):",
+        M::NAME,
+        path.display(),
+        state.epoch
+    );
+    print!(
+        "{}",
+        evaluation.confusion.table(&recipe.dataset.class_names())
+    );
     if let (Some(c), Some(d)) = (evaluation.class_head, evaluation.dist_head) {
-        println!("class head alone {:.2}%, distillation head alone {:.2}%", 100.0 * c, 100.0 * d);
+        println!(
+            "class head alone {:.2}%, distillation head alone {:.2}%",
+            100.0 * c,
+            100.0 * d
+        );
     }
     Ok(())
 }

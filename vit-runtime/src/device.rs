@@ -19,7 +19,8 @@ impl SeededDevice for Cpu {
 impl SeededDevice for Cuda {
     const NAME: &'static str = "cuda";
     fn seeded(seed: u64) -> anyhow::Result<Self> {
-        Cuda::try_seed_from_u64(seed).map_err(|e| anyhow::anyhow!("cannot open CUDA device 0: {e:?}"))
+        Cuda::try_seed_from_u64(seed)
+            .map_err(|e| anyhow::anyhow!("cannot open CUDA device 0: {e:?}"))
     }
 }
 

@@ -8,7 +8,11 @@ use vit_runtime::recipe::Dataset;
 mod commands;
 
 #[derive(Parser)]
-#[command(name = "vit-runtime", version, about = "Train and inspect Vision Transformers compiled from YAML specs")]
+#[command(
+    name = "vit-runtime",
+    version,
+    about = "Train and inspect Vision Transformers compiled from YAML specs"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -124,7 +128,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Data(args) => {
-            let datasets = args.dataset.map(|d| vec![d]).unwrap_or(vec![Dataset::Mnist, Dataset::FashionMnist]);
+            let datasets = args
+                .dataset
+                .map(|d| vec![d])
+                .unwrap_or(vec![Dataset::Mnist, Dataset::FashionMnist]);
             for dataset in datasets {
                 let splits = vit_runtime::data::load(dataset, args.data_dir.as_deref())?;
                 print!("{}", splits.report);
@@ -144,7 +151,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-fn on_device(choice: DeviceChoice, f: impl FnOnce(Resolved) -> anyhow::Result<()>) -> anyhow::Result<()> {
+fn on_device(
+    choice: DeviceChoice,
+    f: impl FnOnce(Resolved) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     let kind = choice.resolve()?;
     f(kind)
 }
@@ -154,14 +164,26 @@ pub fn known_model(name: &str) -> anyhow::Result<&'static str> {
     if let Some(found) = commands::MODELS.iter().find(|m| **m == name) {
         return Ok(found);
     }
-    let closest = commands::MODELS.iter().min_by_key(|m| strsim::levenshtein(m, name)).filter(|m| strsim::levenshtein(m, name) <= 2);
-    let hint = closest.map(|m| format!(" (did you mean `{m}`?)")).unwrap_or_default();
-    bail!("unknown model `{name}`{hint}; compiled specs: {}", commands::MODELS.join(", "))
+    let closest = commands::MODELS
+        .iter()
+        .min_by_key(|m| strsim::levenshtein(m, name))
+        .filter(|m| strsim::levenshtein(m, name) <= 2);
+    let hint = closest
+        .map(|m| format!(" (did you mean `{m}`?)"))
+        .unwrap_or_default();
+    bail!(
+        "unknown model `{name}`{hint}; compiled specs: {}",
+        commands::MODELS.join(", ")
+    )
 }
 
 /// Ensures a run directory path is usable before long work starts.
 pub fn out_dir(args: &TrainArgs) -> anyhow::Result<PathBuf> {
-    let dir = args.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(&args.model));
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create run directory {}", dir.display()))?;
+    let dir = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("runs").join(&args.model));
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("cannot create run directory {}", dir.display()))?;
     Ok(dir)
 }

@@ -70,8 +70,13 @@ pub struct AttentionRecord {
 }
 
 /// A model for `(C, H, W)` images and `K` classes; the training loop is generic over it.
-pub trait ImageClassifier<const C: usize, const H: usize, const W: usize, const K: usize, D: Device<f32>>:
-    TensorCollection<f32, D, To<f32, D> = Self> + ModelSpec + Clone
+pub trait ImageClassifier<
+    const C: usize,
+    const H: usize,
+    const W: usize,
+    const K: usize,
+    D: Device<f32>,
+>: TensorCollection<f32, D, To<f32, D> = Self> + ModelSpec + Clone
 {
     /// All heads, with dropout/drop path active when `mode` is `Train`.
     fn heads<B: Dim, T: Tape<f32, D>>(
@@ -81,7 +86,10 @@ pub trait ImageClassifier<const C: usize, const H: usize, const W: usize, const 
     ) -> Heads<B, K, D, T>;
 
     /// Inference logits (DeiT: the mean of its two heads).
-    fn predict<B: Dim>(&self, x: Tensor<(B, Const<C>, Const<H>, Const<W>), f32, D>) -> Tensor<(B, Const<K>), f32, D> {
+    fn predict<B: Dim>(
+        &self,
+        x: Tensor<(B, Const<C>, Const<H>, Const<W>), f32, D>,
+    ) -> Tensor<(B, Const<K>), f32, D> {
         let heads = self.heads(x, Mode::Eval);
         match heads.distill {
             Some(distill) => (heads.class + distill) * 0.5,
@@ -90,7 +98,10 @@ pub trait ImageClassifier<const C: usize, const H: usize, const W: usize, const 
     }
 
     /// Attention maps of every block (ViTs), `None` for models without attention.
-    fn attention(&self, x: Tensor<(usize, Const<C>, Const<H>, Const<W>), f32, D>) -> Option<AttentionRecord>;
+    fn attention(
+        &self,
+        x: Tensor<(usize, Const<C>, Const<H>, Const<W>), f32, D>,
+    ) -> Option<AttentionRecord>;
 }
 
 /// A model that distils from a teacher of the same input and class count.

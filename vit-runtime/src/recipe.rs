@@ -59,7 +59,10 @@ pub struct Optimizer {
 pub enum Schedule {
     Constant,
     /// Linear warm-up from 0 over `warmup_epochs`, then cosine decay to `min_lr`.
-    WarmupCosine { warmup_epochs: usize, min_lr: f64 },
+    WarmupCosine {
+        warmup_epochs: usize,
+        min_lr: f64,
+    },
 }
 
 /// On-the-fly augmentation, applied to training batches only.

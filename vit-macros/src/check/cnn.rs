@@ -40,7 +40,12 @@ pub(super) fn check(
                 CnnLayer::Dropout(probability(spec, &format!("{path}.dropout"), p)?)
             }
             Layer::Flatten => match shape.feature {
-                Feature::Map { c, h, w } => CnnLayer::Flatten { c, h, w, size: c * h * w },
+                Feature::Map { c, h, w } => CnnLayer::Flatten {
+                    c,
+                    h,
+                    w,
+                    size: c * h * w,
+                },
                 Feature::Flat(n) => {
                     return Err(Diagnostic::new(
                         format!("the features are already flat ({n}) here"),

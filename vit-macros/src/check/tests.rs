@@ -127,7 +127,15 @@ fn cnn_derived_sizes() {
         })
         .collect();
     assert_eq!(hw, [28, 28, 14, 14, 7]);
-    assert_eq!(cnn.layers[8], CnnLayer::Flatten { c: 128, h: 7, w: 7, size: 6272 });
+    assert_eq!(
+        cnn.layers[8],
+        CnnLayer::Flatten {
+            c: 128,
+            h: 7,
+            w: 7,
+            size: 6272
+        }
+    );
     assert_eq!(
         cnn.layers[9],
         CnnLayer::Linear {
@@ -372,7 +380,10 @@ fn names_must_be_snake_case_identifiers() {
     assert_eq!(camel_case("light_vit_2"), "LightVit2");
     // A multi-byte first character is an error to report, not a panic in the macro.
     let d = error_in(&model_text("vit"), "name: vit", "name: été");
-    assert_eq!(d.message, "`name` must be a snake_case identifier, got `été`");
+    assert_eq!(
+        d.message,
+        "`name` must be a snake_case identifier, got `été`"
+    );
 }
 
 #[test]

@@ -40,7 +40,10 @@ fn spec_impl(model: &Model, ty: &Ident, spec_path: &Path) -> TokenStream {
     let recipe = recipe(&model.train);
     let summary = summary::summary(model);
     let distillation = match &model.arch {
-        Arch::Vit(ir::Vit { distillation: Some(d), .. }) => {
+        Arch::Vit(ir::Vit {
+            distillation: Some(d),
+            ..
+        }) => {
             let teacher = &d.teacher;
             let alpha = d.alpha as f32;
             let loss = match d.loss {
@@ -84,7 +87,10 @@ fn recipe(train: &ir::Train) -> TokenStream {
     let (lr, wd, b1, b2, eps) = (o.lr, o.weight_decay, o.betas.0, o.betas.1, o.eps);
     let schedule = match train.schedule {
         ir::Schedule::Constant => quote!(#r::Schedule::Constant),
-        ir::Schedule::WarmupCosine { warmup_epochs, min_lr } => {
+        ir::Schedule::WarmupCosine {
+            warmup_epochs,
+            min_lr,
+        } => {
             quote!(#r::Schedule::WarmupCosine { warmup_epochs: #warmup_epochs, min_lr: #min_lr })
         }
     };
@@ -120,10 +126,20 @@ struct Field {
 
 impl Field {
     fn module(name: &str, key: &str, ty: TokenStream) -> Self {
-        Field { name: format_ident!("{}", name), key: key.to_string(), ty, options: None }
+        Field {
+            name: format_ident!("{}", name),
+            key: key.to_string(),
+            ty,
+            options: None,
+        }
     }
     fn tensor(name: &str, ty: TokenStream, options: TokenStream) -> Self {
-        Field { name: format_ident!("{}", name), key: name.to_string(), ty, options: Some(options) }
+        Field {
+            name: format_ident!("{}", name),
+            key: name.to_string(),
+            ty,
+            options: Some(options),
+        }
     }
 }
 
@@ -139,7 +155,9 @@ fn struct_and_collection(ty: &Ident, doc: &str, fields: &[Field]) -> (TokenStrea
             let (name, key) = (&f.name, &f.key);
             match &f.options {
                 None => quote!(Self::module(#key, |s| &s.#name, |s| &mut s.#name)),
-                Some(options) => quote!(Self::tensor(#key, |s| &s.#name, |s| &mut s.#name, #options)),
+                Some(options) => {
+                    quote!(Self::tensor(#key, |s| &s.#name, |s| &mut s.#name, #options))
+                }
             }
         })
         .collect();

@@ -10,7 +10,14 @@ use quote::quote;
 pub fn summary(model: &Model) -> TokenStream {
     let (kind, params, flops) = (kind(model), params(model), flops(model));
     let (tokens, dim, depth, heads, head_dim, hidden) = match &model.arch {
-        Arch::Vit(v) => (v.seq_len, v.embed_dim, v.depth, v.heads, v.head_dim, v.mlp_hidden),
+        Arch::Vit(v) => (
+            v.seq_len,
+            v.embed_dim,
+            v.depth,
+            v.heads,
+            v.head_dim,
+            v.mlp_hidden,
+        ),
         Arch::Cnn(_) => (0, 0, 0, 0, 0, 0),
     };
     quote! {
@@ -46,16 +53,31 @@ pub fn params(model: &Model) -> usize {
                 Qkv::PerHead => 3 * v.heads * linear(v.head_dim, v.head_dim),
             };
             let block = 2 * 2 * d + attention + linear(d, v.mlp_hidden) + linear(v.mlp_hidden, d);
-            let tokens = d * (usize::from(v.pooling == Pooling::Cls) + usize::from(v.distillation.is_some()));
-            let positions = if v.positions == Positions::Learned { v.seq_len * d } else { 0 };
+            let tokens = d
+                * (usize::from(v.pooling == Pooling::Cls) + usize::from(v.distillation.is_some()));
+            let positions = if v.positions == Positions::Learned {
+                v.seq_len * d
+            } else {
+                0
+            };
             let heads = (1 + usize::from(v.distillation.is_some())) * linear(d, model.classes);
-            linear(v.patch_dim, d) + tokens + positions + v.depth * block + 2 * d * usize::from(v.final_norm) + heads
+            linear(v.patch_dim, d)
+                + tokens
+                + positions
+                + v.depth * block
+                + 2 * d * usize::from(v.final_norm)
+                + heads
         }
         Arch::Cnn(c) => c
             .layers
             .iter()
             .map(|layer| match *layer {
-                CnnLayer::Conv { in_c, out_c, kernel, .. } => out_c * in_c * kernel * kernel + out_c,
+                CnnLayer::Conv {
+                    in_c,
+                    out_c,
+                    kernel,
+                    ..
+                } => out_c * in_c * kernel * kernel + out_c,
                 CnnLayer::Linear { inp, out } => linear(inp, out),
                 _ => 0,
             })
@@ -72,7 +94,13 @@ pub fn flops(model: &Model) -> u64 {
             .layers
             .iter()
             .map(|layer| match *layer {
-                CnnLayer::Conv { in_c, out_c, kernel, out_hw: (h, w), .. } => h * w * out_c * in_c * kernel * kernel,
+                CnnLayer::Conv {
+                    in_c,
+                    out_c,
+                    kernel,
+                    out_hw: (h, w),
+                    ..
+                } => h * w * out_c * in_c * kernel * kernel,
                 CnnLayer::Linear { inp, out } => inp * out,
                 _ => 0,
             })

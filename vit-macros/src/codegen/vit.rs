@@ -6,10 +6,20 @@ use quote::quote;
 
 pub fn emit(model: &Model, vit: &Vit, ty: &Ident, teacher: Option<&Model>) -> TokenStream {
     let nn = quote!(::vit_runtime::nn);
-    let ir::Input { channels: c, height: h, width: w } = model.input;
+    let ir::Input {
+        channels: c,
+        height: h,
+        width: w,
+    } = model.input;
     let k = model.classes;
     let (p, n, pd, dim) = (vit.patch, vit.num_patches, vit.patch_dim, vit.embed_dim);
-    let (heads, dh, hidden, depth, s) = (vit.heads, vit.head_dim, vit.mlp_hidden, vit.depth, vit.seq_len);
+    let (heads, dh, hidden, depth, s) = (
+        vit.heads,
+        vit.head_dim,
+        vit.mlp_hidden,
+        vit.depth,
+        vit.seq_len,
+    );
     let distilled = vit.distillation.is_some();
     let cls = vit.pooling == Pooling::Cls;
 
@@ -27,9 +37,17 @@ pub fn emit(model: &Model, vit: &Vit, ty: &Ident, teacher: Option<&Model>) -> To
     let token_init = quote!(TensorOptions::reset_with(__init_token::<_, E, D>));
     let token_ty = quote!(::vit_runtime::dfdx::tensor::Tensor<::vit_runtime::dfdx::shapes::Rank3<1, 1, #dim>, E, D>);
 
-    let mut fields = vec![Field::module("patch_embed", "patch_embed", quote!(#nn::PatchEmbed<#c, #h, #w, #p, #n, #pd, #dim, #proj>))];
+    let mut fields = vec![Field::module(
+        "patch_embed",
+        "patch_embed",
+        quote!(#nn::PatchEmbed<#c, #h, #w, #p, #n, #pd, #dim, #proj>),
+    )];
     if cls {
-        fields.push(Field::tensor("cls_token", token_ty.clone(), token_init.clone()));
+        fields.push(Field::tensor(
+            "cls_token",
+            token_ty.clone(),
+            token_init.clone(),
+        ));
     }
     if distilled {
         fields.push(Field::tensor("dist_token", token_ty, token_init.clone()));
@@ -37,7 +55,9 @@ pub fn emit(model: &Model, vit: &Vit, ty: &Ident, teacher: Option<&Model>) -> To
     let pos_init = match vit.positions {
         Positions::Learned => token_init,
         // A fixed table: saved with the weights, never updated (PyTorch: a buffer).
-        Positions::Sinusoidal => quote!(TensorOptions::detached(#nn::positions::fill_sinusoidal::<_, E, D, #s, #dim>)),
+        Positions::Sinusoidal => {
+            quote!(TensorOptions::detached(#nn::positions::fill_sinusoidal::<_, E, D, #s, #dim>))
+        }
     };
     fields.push(Field::tensor(
         "pos_embed",
@@ -50,11 +70,23 @@ pub fn emit(model: &Model, vit: &Vit, ty: &Ident, teacher: Option<&Model>) -> To
         quote!(::vit_runtime::dfdx::nn::modules::Repeated<#nn::EncoderBlock<#dim, #heads, #hidden, #attn, E, D>, #depth>),
     ));
     if vit.final_norm {
-        fields.push(Field::module("norm", "norm", quote!(#nn::LayerNorm<#dim, E, D>)));
+        fields.push(Field::module(
+            "norm",
+            "norm",
+            quote!(#nn::LayerNorm<#dim, E, D>),
+        ));
     }
-    fields.push(Field::module("head", "head", quote!(#nn::Linear<#dim, #k, E, D>)));
+    fields.push(Field::module(
+        "head",
+        "head",
+        quote!(#nn::Linear<#dim, #k, E, D>),
+    ));
     if distilled {
-        fields.push(Field::module("head_dist", "head_dist", quote!(#nn::Linear<#dim, #k, E, D>)));
+        fields.push(Field::module(
+            "head_dist",
+            "head_dist",
+            quote!(#nn::Linear<#dim, #k, E, D>),
+        ));
     }
     let doc = format!(
         "Vision transformer `{}`: {c}x{h}x{w} images, {n} patches of {p}x{p}, {s} tokens of width {dim}, \
@@ -66,9 +98,15 @@ pub fn emit(model: &Model, vit: &Vit, ty: &Ident, teacher: Option<&Model>) -> To
     let init_std = vit.init_std as f32;
     let prefix_len = usize::from(cls) + usize::from(distilled);
     let prefix = match (cls, distilled) {
-        (true, true) => quote!(Some(#nn::tokens::broadcast_tokens::<B, 2, #dim, D, T>([&self.cls_token, &self.dist_token], b))),
-        (true, false) => quote!(Some(#nn::tokens::broadcast_tokens::<B, 1, #dim, D, T>([&self.cls_token], b))),
-        (false, _) => quote!(None::<::vit_runtime::dfdx::tensor::Tensor<(B, ::vit_runtime::dfdx::shapes::Const<0>, ::vit_runtime::dfdx::shapes::Const<#dim>), f32, D, T>>),
+        (true, true) => {
+            quote!(Some(#nn::tokens::broadcast_tokens::<B, 2, #dim, D, T>([&self.cls_token, &self.dist_token], b)))
+        }
+        (true, false) => {
+            quote!(Some(#nn::tokens::broadcast_tokens::<B, 1, #dim, D, T>([&self.cls_token], b)))
+        }
+        (false, _) => {
+            quote!(None::<::vit_runtime::dfdx::tensor::Tensor<(B, ::vit_runtime::dfdx::shapes::Const<0>, ::vit_runtime::dfdx::shapes::Const<#dim>), f32, D, T>>)
+        }
     };
     let activation = match vit.activation {
         ir::Activation::Gelu => quote!(#nn::Activation::Gelu),
@@ -77,12 +115,24 @@ pub fn emit(model: &Model, vit: &Vit, ty: &Ident, teacher: Option<&Model>) -> To
     let (dropout, attn_dropout) = (vit.dropout as f32, vit.attention_dropout as f32);
     // timm: drop-path rate grows linearly over depth, from 0 to `drop_path`.
     let drop_path: Vec<f32> = (0..depth)
-        .map(|i| if depth > 1 { (vit.drop_path * i as f64 / (depth - 1) as f64) as f32 } else { vit.drop_path as f32 })
+        .map(|i| {
+            if depth > 1 {
+                (vit.drop_path * i as f64 / (depth - 1) as f64) as f32
+            } else {
+                vit.drop_path as f32
+            }
+        })
         .collect();
-    let final_norm = vit.final_norm.then(|| quote!(let x = self.norm.forward(x);));
+    let final_norm = vit
+        .final_norm
+        .then(|| quote!(let x = self.norm.forward(x);));
     // The class head takes the tape unless the distillation head follows, which then takes it
     // (the two tapes merge again when the losses are added).
-    let class_input = if distilled { quote!(x.with_empty_tape()) } else { quote!(x) };
+    let class_input = if distilled {
+        quote!(x.with_empty_tape())
+    } else {
+        quote!(x)
+    };
     let pooled = if cls {
         quote! {
             let class = self.head.forward(#nn::tokens::token_at::<B, #s, #dim, D, T>(#class_input, 0));

@@ -13,16 +13,28 @@ pub type AttentionMaps<B, const H: usize, const S: usize, D> =
 /// Returns the output and, when `want_maps`, the weights before attention dropout
 /// (what rollout needs). Asking only when needed keeps the softmax buffer uniquely
 /// owned, so later ops can reuse it.
-pub fn attend<B: Dim, const H: usize, const S: usize, const DH: usize, D: Device<f32>, T: Tape<f32, D>>(
+pub fn attend<
+    B: Dim,
+    const H: usize,
+    const S: usize,
+    const DH: usize,
+    D: Device<f32>,
+    T: Tape<f32, D>,
+>(
     q: Tensor<(B, Const<H>, Const<S>, Const<DH>), f32, D, T>,
     k: Tensor<(B, Const<H>, Const<S>, Const<DH>), f32, D, T>,
     v: Tensor<(B, Const<H>, Const<S>, Const<DH>), f32, D, T>,
     attention_dropout: f32,
     mode: Mode,
     want_maps: bool,
-) -> (Tensor<(B, Const<H>, Const<S>, Const<DH>), f32, D, T>, Option<AttentionMaps<B, H, S, D>>) {
+) -> (
+    Tensor<(B, Const<H>, Const<S>, Const<DH>), f32, D, T>,
+    Option<AttentionMaps<B, H, S, D>>,
+) {
     let scale = 1.0 / (DH as f32).sqrt();
-    let weights = (q * scale).matmul(k.permute::<_, Axes4<0, 1, 3, 2>>()).softmax::<Axis<3>>();
+    let weights = (q * scale)
+        .matmul(k.permute::<_, Axes4<0, 1, 3, 2>>())
+        .softmax::<Axis<3>>();
     let maps = want_maps.then(|| weights.retaped::<NoneTape>());
     (dropout(weights, attention_dropout, mode).matmul(v), maps)
 }
@@ -43,7 +55,10 @@ pub trait SelfAttention<const DIM: usize, const H: usize, D: Device<f32>> {
         &self,
         x: Tensor<(B, Const<S>, Const<DIM>), f32, D, T>,
         options: AttentionOptions,
-    ) -> (Tensor<(B, Const<S>, Const<DIM>), f32, D, T>, Option<AttentionMaps<B, H, S, D>>);
+    ) -> (
+        Tensor<(B, Const<S>, Const<DIM>), f32, D, T>,
+        Option<AttentionMaps<B, H, S, D>>,
+    );
 }
 
 const fn check_heads(dim: usize, h: usize, dh: usize) {
@@ -52,13 +67,26 @@ const fn check_heads(dim: usize, h: usize, dh: usize) {
 
 /// timm's `Attention`: one `qkv` map `DIM -> 3*DIM` (`QKV`), heads split from it, then `proj`.
 #[derive(Debug, Clone)]
-pub struct FusedAttention<const DIM: usize, const H: usize, const DH: usize, const QKV: usize, E: Dtype, D: Storage<E>> {
+pub struct FusedAttention<
+    const DIM: usize,
+    const H: usize,
+    const DH: usize,
+    const QKV: usize,
+    E: Dtype,
+    D: Storage<E>,
+> {
     pub qkv: Linear<DIM, QKV, E, D>,
     pub proj: Linear<DIM, DIM, E, D>,
 }
 
-impl<const DIM: usize, const H: usize, const DH: usize, const QKV: usize, E: Dtype, D: Storage<E>>
-    FusedAttention<DIM, H, DH, QKV, E, D>
+impl<
+        const DIM: usize,
+        const H: usize,
+        const DH: usize,
+        const QKV: usize,
+        E: Dtype,
+        D: Storage<E>,
+    > FusedAttention<DIM, H, DH, QKV, E, D>
 {
     const CHECK: () = {
         check_heads(DIM, H, DH);
@@ -66,8 +94,8 @@ impl<const DIM: usize, const H: usize, const DH: usize, const QKV: usize, E: Dty
     };
 }
 
-impl<const DIM: usize, const H: usize, const DH: usize, const QKV: usize, E, D> TensorCollection<E, D>
-    for FusedAttention<DIM, H, DH, QKV, E, D>
+impl<const DIM: usize, const H: usize, const DH: usize, const QKV: usize, E, D>
+    TensorCollection<E, D> for FusedAttention<DIM, H, DH, QKV, E, D>
 where
     E: Dtype + num_traits::Float + rand_distr::uniform::SampleUniform,
     D: Device<E>,
@@ -88,14 +116,17 @@ where
     }
 }
 
-impl<const DIM: usize, const H: usize, const DH: usize, const QKV: usize, D: Device<f32>> SelfAttention<DIM, H, D>
-    for FusedAttention<DIM, H, DH, QKV, f32, D>
+impl<const DIM: usize, const H: usize, const DH: usize, const QKV: usize, D: Device<f32>>
+    SelfAttention<DIM, H, D> for FusedAttention<DIM, H, DH, QKV, f32, D>
 {
     fn forward<B: Dim, const S: usize, T: Tape<f32, D>>(
         &self,
         x: Tensor<(B, Const<S>, Const<DIM>), f32, D, T>,
         options: AttentionOptions,
-    ) -> (Tensor<(B, Const<S>, Const<DIM>), f32, D, T>, Option<AttentionMaps<B, H, S, D>>) {
+    ) -> (
+        Tensor<(B, Const<S>, Const<DIM>), f32, D, T>,
+        Option<AttentionMaps<B, H, S, D>>,
+    ) {
         let () = Self::CHECK;
         let b = x.shape().0;
         // (B, S, 3*DIM) -> (3, B, H, S, DH): q, k, v are the three slices of axis 0.
@@ -108,9 +139,22 @@ impl<const DIM: usize, const H: usize, const DH: usize, const QKV: usize, D: Dev
         let q = qkv.with_empty_tape().select(dev.tensor(0usize));
         let k = qkv.with_empty_tape().select(dev.tensor(1usize));
         let v = qkv.select(dev.tensor(2usize));
-        let (heads, maps) = attend(q, k, v, options.attention_dropout, options.mode, options.want_maps);
-        let merged = heads.permute::<_, Axes4<0, 2, 1, 3>>().reshape_like(&(b, Const::<S>, Const::<DIM>));
-        (dropout(self.proj.forward(merged), options.dropout, options.mode), maps)
+        let (heads, maps) = attend(
+            q,
+            k,
+            v,
+            options.attention_dropout,
+            options.mode,
+            options.want_maps,
+        );
+        let merged =
+            heads
+                .permute::<_, Axes4<0, 2, 1, 3>>()
+                .reshape_like(&(b, Const::<S>, Const::<DIM>));
+        (
+            dropout(self.proj.forward(merged), options.dropout, options.mode),
+            maps,
+        )
     }
 }
 
@@ -160,24 +204,36 @@ impl<const H: usize, const DH: usize, D: Device<f32>> HeadLinear<H, DH, f32, D> 
         x: Tensor<(Const<H>, usize, Const<DH>), f32, D, T>,
     ) -> Tensor<(Const<H>, usize, Const<DH>), f32, D, T> {
         let shape = *x.shape();
-        let bias = self.bias.retaped::<T>().broadcast_like::<_, Axis<1>>(&shape);
+        let bias = self
+            .bias
+            .retaped::<T>()
+            .broadcast_like::<_, Axis<1>>(&shape);
         x.matmul(self.weight.retaped::<T>().permute::<_, Axes3<0, 2, 1>>()) + bias
     }
 }
 
 /// The course's `MyMSA`: per-head q, k, v maps on the head's slice of the token, no output projection.
 #[derive(Debug, Clone)]
-pub struct PerHeadAttention<const DIM: usize, const H: usize, const DH: usize, E: Dtype, D: Storage<E>> {
+pub struct PerHeadAttention<
+    const DIM: usize,
+    const H: usize,
+    const DH: usize,
+    E: Dtype,
+    D: Storage<E>,
+> {
     pub q: HeadLinear<H, DH, E, D>,
     pub k: HeadLinear<H, DH, E, D>,
     pub v: HeadLinear<H, DH, E, D>,
 }
 
-impl<const DIM: usize, const H: usize, const DH: usize, E: Dtype, D: Storage<E>> PerHeadAttention<DIM, H, DH, E, D> {
+impl<const DIM: usize, const H: usize, const DH: usize, E: Dtype, D: Storage<E>>
+    PerHeadAttention<DIM, H, DH, E, D>
+{
     const CHECK: () = check_heads(DIM, H, DH);
 }
 
-impl<const DIM: usize, const H: usize, const DH: usize, E, D> TensorCollection<E, D> for PerHeadAttention<DIM, H, DH, E, D>
+impl<const DIM: usize, const H: usize, const DH: usize, E, D> TensorCollection<E, D>
+    for PerHeadAttention<DIM, H, DH, E, D>
 where
     E: Dtype + num_traits::Float + rand_distr::uniform::SampleUniform,
     D: Device<E>,
@@ -206,7 +262,10 @@ impl<const DIM: usize, const H: usize, const DH: usize, D: Device<f32>> SelfAtte
         &self,
         x: Tensor<(B, Const<S>, Const<DIM>), f32, D, T>,
         options: AttentionOptions,
-    ) -> (Tensor<(B, Const<S>, Const<DIM>), f32, D, T>, Option<AttentionMaps<B, H, S, D>>) {
+    ) -> (
+        Tensor<(B, Const<S>, Const<DIM>), f32, D, T>,
+        Option<AttentionMaps<B, H, S, D>>,
+    ) {
         let () = Self::CHECK;
         let b = x.shape().0;
         let rows = b.size() * S;
@@ -216,13 +275,24 @@ impl<const DIM: usize, const H: usize, const DH: usize, D: Device<f32>> SelfAtte
             .permute::<_, Axes3<1, 0, 2>>()
             .reshape_like(&(Const::<H>, rows, Const::<DH>));
         let to_heads = |t: Tensor<(Const<H>, usize, Const<DH>), f32, D, T>| {
-            t.reshape_like(&(Const::<H>, b, Const::<S>, Const::<DH>)).permute::<_, Axes4<1, 0, 2, 3>>()
+            t.reshape_like(&(Const::<H>, b, Const::<S>, Const::<DH>))
+                .permute::<_, Axes4<1, 0, 2, 3>>()
         };
         let q = to_heads(self.q.forward(per_head.with_empty_tape()));
         let k = to_heads(self.k.forward(per_head.with_empty_tape()));
         let v = to_heads(self.v.forward(per_head));
-        let (heads, maps) = attend(q, k, v, options.attention_dropout, options.mode, options.want_maps);
-        let merged = heads.permute::<_, Axes4<0, 2, 1, 3>>().reshape_like(&(b, Const::<S>, Const::<DIM>));
+        let (heads, maps) = attend(
+            q,
+            k,
+            v,
+            options.attention_dropout,
+            options.mode,
+            options.want_maps,
+        );
+        let merged =
+            heads
+                .permute::<_, Axes4<0, 2, 1, 3>>()
+                .reshape_like(&(b, Const::<S>, Const::<DIM>));
         (merged, maps)
     }
 }

@@ -17,7 +17,14 @@ pub struct BlockOptions {
 }
 
 #[derive(Debug, Clone)]
-pub struct EncoderBlock<const DIM: usize, const H: usize, const HIDDEN: usize, Attn, E: Dtype, D: Storage<E>> {
+pub struct EncoderBlock<
+    const DIM: usize,
+    const H: usize,
+    const HIDDEN: usize,
+    Attn,
+    E: Dtype,
+    D: Storage<E>,
+> {
     pub norm1: LayerNorm<DIM, E, D>,
     pub attn: Attn,
     pub norm2: LayerNorm<DIM, E, D>,
@@ -43,12 +50,18 @@ where
                 Self::module("norm2", |s| &s.norm2, |s| &mut s.norm2),
                 Self::module("mlp", |s| &s.mlp, |s| &mut s.mlp),
             ),
-            |(norm1, attn, norm2, mlp)| EncoderBlock { norm1, attn, norm2, mlp },
+            |(norm1, attn, norm2, mlp)| EncoderBlock {
+                norm1,
+                attn,
+                norm2,
+                mlp,
+            },
         )
     }
 }
 
-impl<const DIM: usize, const H: usize, const HIDDEN: usize, Attn, D> EncoderBlock<DIM, H, HIDDEN, Attn, f32, D>
+impl<const DIM: usize, const H: usize, const HIDDEN: usize, Attn, D>
+    EncoderBlock<DIM, H, HIDDEN, Attn, f32, D>
 where
     D: Device<f32>,
     Attn: SelfAttention<DIM, H, D>,
@@ -58,14 +71,19 @@ where
         &self,
         x: Tensor<(B, Const<S>, Const<DIM>), f32, D, T>,
         options: BlockOptions,
-    ) -> (Tensor<(B, Const<S>, Const<DIM>), f32, D, T>, Option<AttentionMaps<B, H, S, D>>) {
+    ) -> (
+        Tensor<(B, Const<S>, Const<DIM>), f32, D, T>,
+        Option<AttentionMaps<B, H, S, D>>,
+    ) {
         let attention = AttentionOptions {
             mode: options.mode,
             attention_dropout: options.attention_dropout,
             dropout: options.dropout,
             want_maps: options.want_maps,
         };
-        let (a, maps) = self.attn.forward(self.norm1.forward(x.with_empty_tape()), attention);
+        let (a, maps) = self
+            .attn
+            .forward(self.norm1.forward(x.with_empty_tape()), attention);
         let x = drop_path(a, options.drop_path, options.mode) + x;
         let m = self.mlp.forward(
             self.norm2.forward(x.with_empty_tape()),
@@ -91,8 +109,14 @@ pub fn drop_path<B: Dim, S: Dim, M: Dim, D: Device<f32>, T: Tape<f32, D>>(
     let dev = x.device().clone();
     let keep = 1.0 - p;
     let draws: Tensor<(B,), f32, D> = dev.sample_uniform_like(&(shape.0,));
-    let mask: Vec<f32> = draws.as_vec().into_iter().map(|u| if u < keep { 1.0 / keep } else { 0.0 }).collect();
-    let mask = dev.tensor_from_vec(mask, (shape.0,)).broadcast_like::<_, Axes2<1, 2>>(&shape);
+    let mask: Vec<f32> = draws
+        .as_vec()
+        .into_iter()
+        .map(|u| if u < keep { 1.0 / keep } else { 0.0 })
+        .collect();
+    let mask = dev
+        .tensor_from_vec(mask, (shape.0,))
+        .broadcast_like::<_, Axes2<1, 2>>(&shape);
     x * mask
 }
 

@@ -39,19 +39,46 @@ pub struct Conv2d<
     pub bias: Tensor<Rank1<CO>, E, D>,
 }
 
-
-impl<const CI: usize, const CO: usize, const K: usize, const STRIDE: usize, const PAD: usize, const HI: usize, const WI: usize, const HO: usize, const WO: usize, E: Dtype, D: Storage<E>>
-    Conv2d<CI, CO, K, STRIDE, PAD, HI, WI, HO, WO, E, D>
+impl<
+        const CI: usize,
+        const CO: usize,
+        const K: usize,
+        const STRIDE: usize,
+        const PAD: usize,
+        const HI: usize,
+        const WI: usize,
+        const HO: usize,
+        const WO: usize,
+        E: Dtype,
+        D: Storage<E>,
+    > Conv2d<CI, CO, K, STRIDE, PAD, HI, WI, HO, WO, E, D>
 {
     const CHECK: () = {
         assert!(K > 0 && STRIDE > 0, "kernel and stride must be positive");
-        assert!(HI + 2 * PAD >= K && WI + 2 * PAD >= K, "kernel larger than padded input");
-        assert!(HO == conv_out(HI, K, STRIDE, PAD) && WO == conv_out(WI, K, STRIDE, PAD), "wrong output size");
+        assert!(
+            HI + 2 * PAD >= K && WI + 2 * PAD >= K,
+            "kernel larger than padded input"
+        );
+        assert!(
+            HO == conv_out(HI, K, STRIDE, PAD) && WO == conv_out(WI, K, STRIDE, PAD),
+            "wrong output size"
+        );
     };
 }
 
-impl<const CI: usize, const CO: usize, const K: usize, const STRIDE: usize, const PAD: usize, const HI: usize, const WI: usize, const HO: usize, const WO: usize, E, D>
-    TensorCollection<E, D> for Conv2d<CI, CO, K, STRIDE, PAD, HI, WI, HO, WO, E, D>
+impl<
+        const CI: usize,
+        const CO: usize,
+        const K: usize,
+        const STRIDE: usize,
+        const PAD: usize,
+        const HI: usize,
+        const WI: usize,
+        const HO: usize,
+        const WO: usize,
+        E,
+        D,
+    > TensorCollection<E, D> for Conv2d<CI, CO, K, STRIDE, PAD, HI, WI, HO, WO, E, D>
 where
     E: Dtype + num_traits::Float + rand_distr::uniform::SampleUniform,
     D: Device<E>,
@@ -63,26 +90,51 @@ where
     ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
         let () = Self::CHECK;
         // PyTorch's default init, U(+-1/sqrt(fan_in)) with fan_in = CI * K * K.
-        fn init<S: Shape, E, D, const CI: usize, const K: usize>(t: &mut Tensor<S, E, D>) -> Result<(), D::Err>
+        fn init<S: Shape, E, D, const CI: usize, const K: usize>(
+            t: &mut Tensor<S, E, D>,
+        ) -> Result<(), D::Err>
         where
             E: Dtype + num_traits::Float + rand_distr::uniform::SampleUniform,
             D: Device<E>,
         {
-            let b = E::ONE / E::from_usize(CI * K * K).expect("fan-in fits the dtype").sqrt();
+            let b = E::ONE
+                / E::from_usize(CI * K * K)
+                    .expect("fan-in fits the dtype")
+                    .sqrt();
             t.try_fill_with_distr(rand_distr::Uniform::new(-b, b))
         }
         visitor.visit_fields(
             (
-                Self::tensor("weight", |s| &s.weight, |s| &mut s.weight, TensorOptions::reset_with(init::<_, E, D, CI, K>)),
-                Self::tensor("bias", |s| &s.bias, |s| &mut s.bias, TensorOptions::reset_with(init::<_, E, D, CI, K>)),
+                Self::tensor(
+                    "weight",
+                    |s| &s.weight,
+                    |s| &mut s.weight,
+                    TensorOptions::reset_with(init::<_, E, D, CI, K>),
+                ),
+                Self::tensor(
+                    "bias",
+                    |s| &s.bias,
+                    |s| &mut s.bias,
+                    TensorOptions::reset_with(init::<_, E, D, CI, K>),
+                ),
             ),
             |(weight, bias)| Conv2d { weight, bias },
         )
     }
 }
 
-impl<const CI: usize, const CO: usize, const K: usize, const STRIDE: usize, const PAD: usize, const HI: usize, const WI: usize, const HO: usize, const WO: usize, D: Device<f32>>
-    Conv2d<CI, CO, K, STRIDE, PAD, HI, WI, HO, WO, f32, D>
+impl<
+        const CI: usize,
+        const CO: usize,
+        const K: usize,
+        const STRIDE: usize,
+        const PAD: usize,
+        const HI: usize,
+        const WI: usize,
+        const HO: usize,
+        const WO: usize,
+        D: Device<f32>,
+    > Conv2d<CI, CO, K, STRIDE, PAD, HI, WI, HO, WO, f32, D>
 {
     /// `(B, CI, HI, WI) -> (B, CO, HO, WO)`.
     pub fn forward<B: Dim, T: Tape<f32, D>>(
@@ -109,7 +161,10 @@ impl<const CI: usize, const CO: usize, const K: usize, const STRIDE: usize, cons
             .reshape_like(&(b, Const::<HO>, Const::<WO>, Const::<CO>))
             .permute::<_, Axes4<0, 3, 1, 2>>();
         let shape = *y.shape();
-        y + self.bias.retaped::<T>().broadcast_like::<_, Axes3<0, 2, 3>>(&shape)
+        y + self
+            .bias
+            .retaped::<T>()
+            .broadcast_like::<_, Axes3<0, 2, 3>>(&shape)
     }
 }
 
@@ -118,7 +173,10 @@ type Maps<D, T> = Tensor<(usize, usize, usize, usize), f32, D, T>;
 
 /// Zero-pads `x` by `(top, bottom, left, right)` rows/columns, by concatenation (so it is
 /// differentiable and runs on every device).
-fn pad<D: Device<f32>, T: Tape<f32, D>>(x: Maps<D, T>, (top, bottom, left, right): (usize, usize, usize, usize)) -> Maps<D, T> {
+fn pad<D: Device<f32>, T: Tape<f32, D>>(
+    x: Maps<D, T>,
+    (top, bottom, left, right): (usize, usize, usize, usize),
+) -> Maps<D, T> {
     let dev = x.device().clone();
     let zeros = |shape: (usize, usize, usize, usize)| dev.zeros_like(&shape).retaped::<T>();
     let mut x = x;
@@ -152,7 +210,15 @@ fn windows<D: Device<f32>, T: Tape<f32, D>>(
     // Strided views are cut as `stride*HO` rows then subsampled, so the last window may
     // need a few zero rows beyond PyTorch's padding; they are never selected.
     let need = |size: usize, out: usize| (k - 1 + stride * out).saturating_sub(size + 2 * padding);
-    let x = pad(x, (padding, padding + need(h, ho), padding, padding + need(w, wo)));
+    let x = pad(
+        x,
+        (
+            padding,
+            padding + need(h, ho),
+            padding,
+            padding + need(w, wo),
+        ),
+    );
     let (b, c, _, _) = *x.shape();
     let view = |x: Maps<D, T>, i: usize| {
         let (ky, kx) = (i / k, i % k);
@@ -166,27 +232,67 @@ fn windows<D: Device<f32>, T: Tape<f32, D>>(
     };
     // Every view but the last gets an empty tape; the last takes `x`'s, and the tapes
     // merge again where the views are stacked.
-    let mut views: Vec<_> = (0..k * k - 1).map(|i| view(x.with_empty_tape(), i)).collect();
+    let mut views: Vec<_> = (0..k * k - 1)
+        .map(|i| view(x.with_empty_tape(), i))
+        .collect();
     views.push(view(x, k * k - 1));
     views
 }
 
 /// Max or average pooling without padding, `(B, C, HI, WI) -> (B, C, HO, WO)`
 /// with PyTorch's floor output size.
-pub fn pool2d<B: Dim, const C: usize, const K: usize, const STRIDE: usize, const HI: usize, const WI: usize, const HO: usize, const WO: usize, D: Device<f32>, T: Tape<f32, D>>(
+pub fn pool2d<
+    B: Dim,
+    const C: usize,
+    const K: usize,
+    const STRIDE: usize,
+    const HI: usize,
+    const WI: usize,
+    const HO: usize,
+    const WO: usize,
+    D: Device<f32>,
+    T: Tape<f32, D>,
+>(
     x: Tensor<(B, Const<C>, Const<HI>, Const<WI>), f32, D, T>,
     pool: Pool,
 ) -> Tensor<(B, Const<C>, Const<HO>, Const<WO>), f32, D, T> {
-    struct Check<const HI: usize, const WI: usize, const K: usize, const S: usize, const HO: usize, const WO: usize>;
-    impl<const HI: usize, const WI: usize, const K: usize, const S: usize, const HO: usize, const WO: usize> Check<HI, WI, K, S, HO, WO> {
+    struct Check<
+        const HI: usize,
+        const WI: usize,
+        const K: usize,
+        const S: usize,
+        const HO: usize,
+        const WO: usize,
+    >;
+    impl<
+            const HI: usize,
+            const WI: usize,
+            const K: usize,
+            const S: usize,
+            const HO: usize,
+            const WO: usize,
+        > Check<HI, WI, K, S, HO, WO>
+    {
         const OK: () = assert!(
-            K > 0 && S > 0 && HI >= K && WI >= K && HO == conv_out(HI, K, S, 0) && WO == conv_out(WI, K, S, 0),
+            K > 0
+                && S > 0
+                && HI >= K
+                && WI >= K
+                && HO == conv_out(HI, K, S, 0)
+                && WO == conv_out(WI, K, S, 0),
             "pool window must fit the input and HO, WO must be its output size"
         );
     }
     let () = Check::<HI, WI, K, STRIDE, HO, WO>::OK;
     let b = x.shape().0;
-    let stacked = windows(x.reshape_like(&(b.size(), C, HI, WI)), K, STRIDE, 0, (HO, WO)).stack();
+    let stacked = windows(
+        x.reshape_like(&(b.size(), C, HI, WI)),
+        K,
+        STRIDE,
+        0,
+        (HO, WO),
+    )
+    .stack();
     let pooled = match pool {
         Pool::Max => stacked.max::<_, Axis<0>>(),
         Pool::Avg => stacked.mean::<_, Axis<0>>(),
@@ -197,7 +303,15 @@ pub fn pool2d<B: Dim, const C: usize, const K: usize, const STRIDE: usize, const
 }
 
 /// `(B, C, H, W) -> (B, C*H*W)` in PyTorch's `flatten(1)` order.
-pub fn flatten<B: Dim, const C: usize, const H: usize, const W: usize, const F: usize, D: Device<f32>, T: Tape<f32, D>>(
+pub fn flatten<
+    B: Dim,
+    const C: usize,
+    const H: usize,
+    const W: usize,
+    const F: usize,
+    D: Device<f32>,
+    T: Tape<f32, D>,
+>(
     x: Tensor<(B, Const<C>, Const<H>, Const<W>), f32, D, T>,
 ) -> Tensor<(B, Const<F>), f32, D, T> {
     struct Check<const C: usize, const H: usize, const W: usize, const F: usize>;

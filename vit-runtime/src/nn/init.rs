@@ -13,7 +13,11 @@ where
     // Draw the seed from the device so that model init stays reproducible from its seed.
     let mut draws: Tensor<Rank1<2>, E, D> = t.device().zeros();
     draws.try_fill_with_distr(rand_distr::Uniform::new(E::zero(), E::one()))?;
-    let draws: Vec<f64> = draws.as_vec().into_iter().map(|x| x.to_f64().unwrap_or(0.5)).collect();
+    let draws: Vec<f64> = draws
+        .as_vec()
+        .into_iter()
+        .map(|x| x.to_f64().unwrap_or(0.5))
+        .collect();
     let seed = (draws[0] * u32::MAX as f64) as u64 ^ (((draws[1] * u32::MAX as f64) as u64) << 32);
     let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(seed);
     let normal = Normal::new(0.0f32, std).expect("std is positive");

@@ -62,8 +62,11 @@ impl Activation {
 /// `Phi(x) + x phi(x)`. We keep its forward and add `(sqrt(2) - 1) (phi(x) - phi(x))`
 /// with the second `phi` detached: exactly zero in value, `-(sqrt(2) - 1) x phi(x)` in
 /// gradient, which cancels the error. Pinned by a finite-difference test.
-pub fn gelu<S: Shape, D: Device<f32>, T: Tape<f32, D>>(x: Tensor<S, f32, D, T>) -> Tensor<S, f32, D, T> {
-    let phi = (x.with_empty_tape().square() * -0.5).exp() * (0.5 * std::f32::consts::FRAC_2_SQRT_PI * std::f32::consts::FRAC_1_SQRT_2);
+pub fn gelu<S: Shape, D: Device<f32>, T: Tape<f32, D>>(
+    x: Tensor<S, f32, D, T>,
+) -> Tensor<S, f32, D, T> {
+    let phi = (x.with_empty_tape().square() * -0.5).exp()
+        * (0.5 * std::f32::consts::FRAC_2_SQRT_PI * std::f32::consts::FRAC_1_SQRT_2);
     // `* 1.0` gives the detached copy its own id, so no gradient is routed back to `phi`.
     let detached = phi.retaped::<NoneTape>() * 1.0;
     x.accurate_gelu() + (phi - detached) * (std::f32::consts::SQRT_2 - 1.0)
@@ -88,7 +91,9 @@ pub fn dropout<S: Shape, D: Device<f32>, T: Tape<f32, D>>(
 /// of adding to it (`tensor_ops/slice/cpu_kernel.rs`), so two slices of one tensor
 /// overwrite each other's gradients. Slicing `x * 1.0` instead gives every slice its own
 /// source, whose backward adds correctly.
-pub fn own_source<S: Shape, D: Device<f32>, T: Tape<f32, D>>(x: Tensor<S, f32, D, T>) -> Tensor<S, f32, D, T> {
+pub fn own_source<S: Shape, D: Device<f32>, T: Tape<f32, D>>(
+    x: Tensor<S, f32, D, T>,
+) -> Tensor<S, f32, D, T> {
     x * 1.0
 }
 
@@ -108,7 +113,10 @@ mod tests {
             // Phi(x) = gelu(x) / x; phi(x) = exp(-x^2/2) / sqrt(2 pi).
             let (x, y) = (x as f64, y as f64);
             let expected = y / x + x * (-x * x / 2.0).exp() / (2.0 * std::f64::consts::PI).sqrt();
-            assert!((gx as f64 - expected).abs() < 1e-5, "x {x}: grad {gx}, expected {expected}");
+            assert!(
+                (gx as f64 - expected).abs() < 1e-5,
+                "x {x}: grad {gx}, expected {expected}"
+            );
         }
     }
 

@@ -47,13 +47,26 @@ impl<const PD: usize, const DIM: usize, D: Device<f32>> PatchProjection<PD, DIM,
 
 /// timm's `PatchEmbed.proj`: `nn.Conv2d(C, DIM, kernel_size=P, stride=P)`, weight `(DIM, C, P, P)`.
 #[derive(Debug, Clone)]
-pub struct PatchConv<const C: usize, const P: usize, const PD: usize, const DIM: usize, E: Dtype, D: Storage<E>> {
+pub struct PatchConv<
+    const C: usize,
+    const P: usize,
+    const PD: usize,
+    const DIM: usize,
+    E: Dtype,
+    D: Storage<E>,
+> {
     pub weight: Tensor<Rank4<DIM, C, P, P>, E, D>,
     pub bias: Tensor<Rank1<DIM>, E, D>,
 }
 
-impl<const C: usize, const P: usize, const PD: usize, const DIM: usize, E: Dtype, D: Storage<E>>
-    PatchConv<C, P, PD, DIM, E, D>
+impl<
+        const C: usize,
+        const P: usize,
+        const PD: usize,
+        const DIM: usize,
+        E: Dtype,
+        D: Storage<E>,
+    > PatchConv<C, P, PD, DIM, E, D>
 {
     const CHECK: () = assert!(PD == C * P * P, "PD must be C * P * P");
 }
@@ -71,7 +84,9 @@ impl<const C: usize, const P: usize, const PD: usize, const DIM: usize, D: Devic
 }
 
 /// PyTorch's default init for conv and linear layers: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
-pub(crate) fn uniform_fan_in<S: Shape, E, D, const FAN_IN: usize>(t: &mut Tensor<S, E, D>) -> Result<(), D::Err>
+pub(crate) fn uniform_fan_in<S: Shape, E, D, const FAN_IN: usize>(
+    t: &mut Tensor<S, E, D>,
+) -> Result<(), D::Err>
 where
     E: Dtype + num_traits::Float + rand_distr::uniform::SampleUniform,
     D: Device<E>,
@@ -127,11 +142,22 @@ pub struct PatchEmbed<
     pub proj: Proj,
 }
 
-impl<const C: usize, const H: usize, const W: usize, const P: usize, const N: usize, const PD: usize, const DIM: usize, Proj>
-    PatchEmbed<C, H, W, P, N, PD, DIM, Proj>
+impl<
+        const C: usize,
+        const H: usize,
+        const W: usize,
+        const P: usize,
+        const N: usize,
+        const PD: usize,
+        const DIM: usize,
+        Proj,
+    > PatchEmbed<C, H, W, P, N, PD, DIM, Proj>
 {
     const CHECK: () = {
-        assert!(P > 0 && H % P == 0 && W % P == 0, "patch must divide the image");
+        assert!(
+            P > 0 && H.is_multiple_of(P) && W.is_multiple_of(P),
+            "patch must divide the image"
+        );
         assert!(N == (H / P) * (W / P), "N must be the number of patches");
         assert!(PD == C * P * P, "PD must be C * P * P");
     };
@@ -152,8 +178,18 @@ impl<const C: usize, const H: usize, const W: usize, const P: usize, const N: us
     }
 }
 
-impl<const C: usize, const H: usize, const W: usize, const P: usize, const N: usize, const PD: usize, const DIM: usize, Proj, E, D>
-    TensorCollection<E, D> for PatchEmbed<C, H, W, P, N, PD, DIM, Proj>
+impl<
+        const C: usize,
+        const H: usize,
+        const W: usize,
+        const P: usize,
+        const N: usize,
+        const PD: usize,
+        const DIM: usize,
+        Proj,
+        E,
+        D,
+    > TensorCollection<E, D> for PatchEmbed<C, H, W, P, N, PD, DIM, Proj>
 where
     E: Dtype,
     D: Device<E>,
@@ -165,7 +201,9 @@ where
         visitor: &mut V,
     ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
         let () = Self::CHECK;
-        visitor.visit_fields(Self::module("proj", |s| &s.proj, |s| &mut s.proj), |proj| PatchEmbed { proj })
+        visitor.visit_fields(Self::module("proj", |s| &s.proj, |s| &mut s.proj), |proj| {
+            PatchEmbed { proj }
+        })
     }
 }
 

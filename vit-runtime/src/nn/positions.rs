@@ -23,7 +23,11 @@ where
     E: Dtype + num_traits::Float,
     D: Device<E>,
 {
-    assert_eq!(t.shape().num_elements(), SEQ * DIM, "positional table shape");
+    assert_eq!(
+        t.shape().num_elements(),
+        SEQ * DIM,
+        "positional table shape"
+    );
     let values: Vec<E> = sinusoidal_table(SEQ, DIM)
         .into_iter()
         .map(|x| E::from(x).expect("f32 converts to every float dtype"))

@@ -3,27 +3,39 @@
 //! metadata. Written to a temporary file and renamed, so a crash leaves either the
 //! previous checkpoint or the new one, never half of one.
 use super::optim::{Moments, Optimizer};
+use ::safetensors::tensor::{Dtype as SafeDtype, SafeTensors, TensorView};
 use dfdx::nn::tensor_collection::{
     RecursiveWalker, TensorCollection, TensorOptions, TensorVisitor, ViewTensorMut, ViewTensorName,
     ViewTensorRef,
 };
 use dfdx::prelude::*;
-use ::safetensors::tensor::{Dtype as SafeDtype, SafeTensors, TensorView};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
     #[error("cannot read checkpoint {path}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot write checkpoint {path}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path} is not a safetensors file: {reason}")]
     Format { path: PathBuf, reason: String },
     #[error(
         "{path} does not fit model `{model}`: tensor `{tensor}` {problem} (the checkpoint was saved from spec `{saved}`)"
     )]
-    Mismatch { path: PathBuf, model: String, saved: String, tensor: String, problem: String },
+    Mismatch {
+        path: PathBuf,
+        model: String,
+        saved: String,
+        tensor: String,
+        problem: String,
+    },
 }
 
 /// The run state stored with the weights.
@@ -54,7 +66,10 @@ where
     D: Device<f32>,
 {
     let mut collect = Collect(Vec::new());
-    let walked = M::iter_tensors(&mut RecursiveWalker { m: (model, String::new()), f: &mut collect });
+    let walked = M::iter_tensors(&mut RecursiveWalker {
+        m: (model, String::new()),
+        f: &mut collect,
+    });
     if let Err(never) = walked {
         match never {}
     }
@@ -65,28 +80,45 @@ where
     }
     let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
         .into_iter()
-        .map(|(name, shape, data)| (name, shape, data.iter().flat_map(|x| x.to_le_bytes()).collect()))
+        .map(|(name, shape, data)| {
+            (
+                name,
+                shape,
+                data.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            )
+        })
         .collect();
     let views: Vec<(String, TensorView)> = bytes
         .iter()
         .map(|(name, shape, data)| {
-            let view = TensorView::new(SafeDtype::F32, shape.clone(), data).expect("shape matches data length");
+            let view = TensorView::new(SafeDtype::F32, shape.clone(), data)
+                .expect("shape matches data length");
             (name.clone(), view)
         })
         .collect();
     let metadata = HashMap::from([
-        (STATE_KEY.to_string(), serde_json::to_string(state).expect("state serialises")),
+        (
+            STATE_KEY.to_string(),
+            serde_json::to_string(state).expect("state serialises"),
+        ),
         (SPEC_KEY.to_string(), spec_yaml.to_string()),
     ]);
-    let serialized = ::safetensors::tensor::serialize(views, &Some(metadata))
-        .map_err(|e| CheckpointError::Format { path: path.into(), reason: e.to_string() })?;
+    let serialized = ::safetensors::tensor::serialize(views, &Some(metadata)).map_err(|e| {
+        CheckpointError::Format {
+            path: path.into(),
+            reason: e.to_string(),
+        }
+    })?;
     write_atomically(path, &serialized)
 }
 
 /// Writes `bytes` next to `path`, syncs, then renames over `path`.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
     use std::io::Write;
-    let err = |source| CheckpointError::Write { path: path.into(), source };
+    let err = |source| CheckpointError::Write {
+        path: path.into(),
+        source,
+    };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(err)?;
     }
@@ -111,8 +143,14 @@ where
     M: TensorCollection<f32, D> + Clone,
     D: Device<f32>,
 {
-    let bytes = std::fs::read(path).map_err(|source| CheckpointError::Read { path: path.into(), source })?;
-    let format = |reason: String| CheckpointError::Format { path: path.into(), reason };
+    let bytes = std::fs::read(path).map_err(|source| CheckpointError::Read {
+        path: path.into(),
+        source,
+    })?;
+    let format = |reason: String| CheckpointError::Format {
+        path: path.into(),
+        reason,
+    };
     let file = SafeTensors::deserialize(&bytes).map_err(|e| format(e.to_string()))?;
     let (_, metadata) = SafeTensors::read_metadata(&bytes).map_err(|e| format(e.to_string()))?;
     let state: State = metadata
@@ -123,8 +161,15 @@ where
         .ok_or_else(|| format(format!("no `{STATE_KEY}` metadata: not written by vit-rs")))?;
 
     let mut staged = model.clone();
-    let mut fill = Fill { file: &file, first_error: None, names: Vec::new() };
-    let walked = M::iter_tensors(&mut RecursiveWalker { m: (&mut staged, String::new()), f: &mut fill });
+    let mut fill = Fill {
+        file: &file,
+        first_error: None,
+        names: Vec::new(),
+    };
+    let walked = M::iter_tensors(&mut RecursiveWalker {
+        m: (&mut staged, String::new()),
+        f: &mut fill,
+    });
     if let Err(never) = walked {
         match never {}
     }
@@ -146,7 +191,11 @@ where
             .filter_map(|name| {
                 let m = read_f32(&file, &format!("optimizer.m.{name}"))?;
                 let v = read_f32(&file, &format!("optimizer.v.{name}"))?;
-                Some(Moments { name: name.clone(), m, v })
+                Some(Moments {
+                    name: name.clone(),
+                    m,
+                    v,
+                })
             })
             .collect();
         if optimizer.moments.len() != fill.names.len() {
@@ -166,7 +215,10 @@ pub fn spec_yaml(path: &Path) -> Option<String> {
 fn read_f32(file: &SafeTensors, name: &str) -> Option<Vec<f32>> {
     let view = file.tensor(name).ok()?;
     (view.dtype() == SafeDtype::F32).then(|| {
-        view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+        view.data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect()
     })
 }
 
@@ -184,7 +236,8 @@ impl<D: Device<f32>> TensorVisitor<f32, D> for Collect {
         _: TensorOptions<S, f32, D>,
         (t, name): (&Tensor<S, f32, D>, String),
     ) -> Result<Option<Tensor<S, f32, D>>, Self::Err> {
-        self.0.push((name, t.shape().concrete().into_iter().collect(), t.as_vec()));
+        self.0
+            .push((name, t.shape().concrete().into_iter().collect(), t.as_vec()));
         Ok(None)
     }
 }
@@ -217,10 +270,14 @@ impl<D: Device<f32>> TensorVisitor<f32, D> for Fill<'_> {
         let expected: Vec<usize> = t.shape().concrete().into_iter().collect();
         let problem = match self.file.tensor(&name) {
             Err(_) => Some("is missing from the file".to_string()),
-            Ok(view) if view.dtype() != SafeDtype::F32 => Some(format!("has dtype {:?}, expected F32", view.dtype())),
-            Ok(view) if view.shape() != &expected[..] => {
-                Some(format!("has shape {:?} in the file, the model expects {:?}", view.shape(), expected))
+            Ok(view) if view.dtype() != SafeDtype::F32 => {
+                Some(format!("has dtype {:?}, expected F32", view.dtype()))
             }
+            Ok(view) if view.shape() != &expected[..] => Some(format!(
+                "has shape {:?} in the file, the model expects {:?}",
+                view.shape(),
+                expected
+            )),
             Ok(_) => None,
         };
         match problem {

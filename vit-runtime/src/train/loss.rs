@@ -27,7 +27,9 @@ pub fn argmax_one_hot<B: Dim, const K: usize, D: Device<f32>>(
 
 /// Index of the largest value (the first one on ties, as `torch.argmax`).
 pub fn argmax(row: &[f32]) -> usize {
-    row.iter().enumerate().fold(0, |best, (i, &v)| if v > row[best] { i } else { best })
+    row.iter()
+        .enumerate()
+        .fold(0, |best, (i, &v)| if v > row[best] { i } else { best })
 }
 
 /// DeiT's objective: `(1 - alpha) * CE(class, y) + alpha * distill(dist, teacher)`.

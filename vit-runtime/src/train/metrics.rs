@@ -38,7 +38,9 @@ impl MetricsLog {
         let kept: Vec<String> = match std::fs::read_to_string(path) {
             Ok(text) => text
                 .lines()
-                .filter(|line| serde_json::from_str::<Record>(line).is_ok_and(|r| r.epoch <= keep_epochs))
+                .filter(|line| {
+                    serde_json::from_str::<Record>(line).is_ok_and(|r| r.epoch <= keep_epochs)
+                })
                 .map(str::to_string)
                 .collect(),
             Err(_) => Vec::new(),
@@ -52,15 +54,25 @@ impl MetricsLog {
     }
 
     pub fn append(&mut self, record: &Record) -> std::io::Result<()> {
-        let mut file = std::fs::OpenOptions::new().append(true).create(true).open(&self.path)?;
-        writeln!(file, "{}", serde_json::to_string(record).expect("records serialise"))?;
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&self.path)?;
+        writeln!(
+            file,
+            "{}",
+            serde_json::to_string(record).expect("records serialise")
+        )?;
         file.flush()
     }
 
     /// Every record of the log at `path`.
     pub fn read(path: &Path) -> std::io::Result<Vec<Record>> {
         let text = std::fs::read_to_string(path)?;
-        Ok(text.lines().filter_map(|line| serde_json::from_str(line).ok()).collect())
+        Ok(text
+            .lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect())
     }
 }
 
@@ -73,7 +85,10 @@ pub struct Confusion {
 
 impl Confusion {
     pub fn new(classes: usize) -> Self {
-        Confusion { classes, counts: vec![0; classes * classes] }
+        Confusion {
+            classes,
+            counts: vec![0; classes * classes],
+        }
     }
 
     pub fn add(&mut self, truth: usize, predicted: usize) {
@@ -85,7 +100,9 @@ impl Confusion {
     }
 
     pub fn accuracy(&self) -> f64 {
-        let correct: usize = (0..self.classes).map(|k| self.counts[k * self.classes + k]).sum();
+        let correct: usize = (0..self.classes)
+            .map(|k| self.counts[k * self.classes + k])
+            .sum();
         correct as f64 / self.total().max(1) as f64
     }
 
@@ -113,12 +130,19 @@ impl Confusion {
             }
             out += &format!(" | {:>6.2}%\n", 100.0 * acc);
         }
-        out + &format!("overall accuracy {:.2}% of {} images\n", 100.0 * self.accuracy(), self.total())
+        out + &format!(
+            "overall accuracy {:.2}% of {} images\n",
+            100.0 * self.accuracy(),
+            self.total()
+        )
     }
 }
 
 fn short(names: &[&str], k: usize) -> String {
-    names.get(k).map(|n| n.chars().take(5).collect()).unwrap_or_else(|| k.to_string())
+    names
+        .get(k)
+        .map(|n| n.chars().take(5).collect())
+        .unwrap_or_else(|| k.to_string())
 }
 
 #[cfg(test)]

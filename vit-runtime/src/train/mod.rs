@@ -57,7 +57,8 @@ pub const METRICS: &str = "metrics.jsonl";
 
 /// Seed of the device that runs epoch `epoch` (1-based) of a run seeded with `seed`.
 fn epoch_seed(seed: u64, epoch: usize) -> u64 {
-    seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(epoch as u64)
+    seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add(epoch as u64)
 }
 
 /// Trains `M` as `options` say, distilling from `teacher` when `M` is a distilled model.
@@ -79,9 +80,13 @@ where
         .with_context(|| format!("cannot create run directory {}", options.out_dir.display()))?;
     std::fs::write(options.out_dir.join("spec.yaml"), M::SPEC_YAML)?;
 
-    let splits = data::load(recipe.dataset, options.data_dir.as_deref())?.limit(options.limit_train, options.limit_test);
+    let splits = data::load(recipe.dataset, options.data_dir.as_deref())?
+        .limit(options.limit_train, options.limit_test);
     let train_config = LoaderConfig::train(&recipe);
-    let test_config = LoaderConfig { batch_size: 500, ..LoaderConfig::eval(&recipe) };
+    let test_config = LoaderConfig {
+        batch_size: 500,
+        ..LoaderConfig::eval(&recipe)
+    };
     let train_loader = Loader::new(Arc::new(splits.train), train_config)?;
     let test_loader = Loader::new(Arc::new(splits.test), test_config)?;
 
@@ -101,9 +106,16 @@ where
             );
         }
         done = state.epoch;
-        println!("resuming `{}` after epoch {done} from {}", M::NAME, checkpoint_path.display());
+        println!(
+            "resuming `{}` after epoch {done} from {}",
+            M::NAME,
+            checkpoint_path.display()
+        );
     } else if options.resume {
-        println!("no checkpoint in {}: starting from scratch", options.out_dir.display());
+        println!(
+            "no checkpoint in {}: starting from scratch",
+            options.out_dir.display()
+        );
     }
     let mut log = MetricsLog::open(&options.out_dir.join(METRICS), done)?;
 
@@ -116,14 +128,24 @@ where
         model = model.to_device(&dev);
         teacher = teacher.map(|t| t.to_device(&dev));
         let epoch_started = Instant::now();
-        let bar = progress_bar(options.progress, steps_per_epoch as u64, format!("{} {epoch}/{}", M::NAME, recipe.epochs));
+        let bar = progress_bar(
+            options.progress,
+            steps_per_epoch as u64,
+            format!("{} {epoch}/{}", M::NAME, recipe.epochs),
+        );
         let mut grads = model.alloc_grads();
         let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
         let mut lr = recipe.optimizer.lr;
         for (index, batch) in train_loader.epoch(epoch - 1).enumerate() {
             let batch = batch?;
             let step = (epoch - 1) * steps_per_epoch + index;
-            lr = schedule::lr_at(recipe.schedule, recipe.optimizer.lr, step, steps_per_epoch, total_steps);
+            lr = schedule::lr_at(
+                recipe.schedule,
+                recipe.optimizer.lr,
+                step,
+                steps_per_epoch,
+                total_steps,
+            );
             let x = batch.images::<D, C, H, W>(&dev)?;
             let y = batch.one_hot::<D, K>(&dev)?;
             let teacher_logits = teacher.as_ref().map(|t| t.predict(x.clone()));
@@ -138,7 +160,10 @@ where
                     "loss became {value} at epoch {epoch}, step {}: training stopped. {}",
                     index + 1,
                     if done > 0 || epoch > 1 {
-                        format!("The last good checkpoint {} is kept.", checkpoint_path.display())
+                        format!(
+                            "The last good checkpoint {} is kept.",
+                            checkpoint_path.display()
+                        )
                     } else {
                         "No checkpoint had been written yet.".to_string()
                     }
@@ -190,17 +215,38 @@ where
             seconds: epoch_started.elapsed().as_secs_f64(),
         };
         log.append(&record)?;
-        let state = State { spec: M::NAME.into(), epoch, step: optimizer.step, seed: recipe.seed };
-        checkpoint::save(&checkpoint_path, &model, Some(&optimizer), &state, M::SPEC_YAML)?;
+        let state = State {
+            spec: M::NAME.into(),
+            epoch,
+            step: optimizer.step,
+            seed: recipe.seed,
+        };
+        checkpoint::save(
+            &checkpoint_path,
+            &model,
+            Some(&optimizer),
+            &state,
+            M::SPEC_YAML,
+        )?;
         println!("{}", epoch_line(&record, recipe.epochs));
         confusion = Some(eval.confusion);
     }
     let confusion = match confusion {
         Some(c) => c,
-        None => evaluate::<M, C, H, W, K, D>(&model, &test_loader, &D::seeded(recipe.seed)?)?.confusion,
+        None => {
+            evaluate::<M, C, H, W, K, D>(&model, &test_loader, &D::seeded(recipe.seed)?)?.confusion
+        }
     };
-    let epochs = MetricsLog::read(&options.out_dir.join(METRICS))?.into_iter().filter(|r| r.kind == "epoch").collect();
-    Ok(RunReport { epochs, confusion, checkpoint: checkpoint_path, seconds: started.elapsed().as_secs_f64() })
+    let epochs = MetricsLog::read(&options.out_dir.join(METRICS))?
+        .into_iter()
+        .filter(|r| r.kind == "epoch")
+        .collect();
+    Ok(RunReport {
+        epochs,
+        confusion,
+        checkpoint: checkpoint_path,
+        seconds: started.elapsed().as_secs_f64(),
+    })
 }
 
 /// The loss to minimise: cross-entropy, or DeiT's distillation objective.
@@ -214,15 +260,22 @@ where
     M: ImageClassifier<C, H, W, K, D>,
 {
     match (heads.distill, M::DISTILLATION, teacher) {
-        (Some(dist), Some(d), Some(teacher)) => loss::distillation(heads.class, dist, labels, teacher, d.loss, d.alpha),
+        (Some(dist), Some(d), Some(teacher)) => {
+            loss::distillation(heads.class, dist, labels, teacher, d.loss, d.alpha)
+        }
         // A second head without a teacher learns the labels too.
-        (Some(dist), _, _) => (loss::cross_entropy(heads.class, labels.clone()) + loss::cross_entropy(dist, labels)) * 0.5,
+        (Some(dist), _, _) => {
+            (loss::cross_entropy(heads.class, labels.clone()) + loss::cross_entropy(dist, labels))
+                * 0.5
+        }
         (None, _, _) => loss::cross_entropy(heads.class, labels),
     }
 }
 
 /// Predicted classes of a forward pass (DeiT: of its averaged heads).
-fn predictions<const K: usize, D: Device<f32>, T: Tape<f32, D>>(heads: &Heads<usize, K, D, T>) -> Vec<usize> {
+fn predictions<const K: usize, D: Device<f32>, T: Tape<f32, D>>(
+    heads: &Heads<usize, K, D, T>,
+) -> Vec<usize> {
     let mut logits = heads.class.retaped::<NoneTape>().as_vec();
     if let Some(dist) = &heads.distill {
         for (a, b) in logits.iter_mut().zip(dist.retaped::<NoneTape>().as_vec()) {
@@ -233,7 +286,11 @@ fn predictions<const K: usize, D: Device<f32>, T: Tape<f32, D>>(heads: &Heads<us
 }
 
 fn count_correct(predicted: &[usize], labels: &[u8]) -> usize {
-    predicted.iter().zip(labels).filter(|(p, l)| **p == usize::from(**l)).count()
+    predicted
+        .iter()
+        .zip(labels)
+        .filter(|(p, l)| **p == usize::from(**l))
+        .count()
 }
 
 /// Test-set results of a model.
@@ -265,7 +322,9 @@ where
             confusion.add(usize::from(l), *p);
         }
         if let Some(dist) = &heads.distill {
-            let single = |t: &Tensor<(usize, Const<K>), f32, D>| t.as_vec().chunks(K).map(loss::argmax).collect::<Vec<_>>();
+            let single = |t: &Tensor<(usize, Const<K>), f32, D>| {
+                t.as_vec().chunks(K).map(loss::argmax).collect::<Vec<_>>()
+            };
             class_correct += count_correct(&single(&heads.class), batch.labels());
             dist_correct += count_correct(&single(dist), batch.labels());
         }
@@ -295,7 +354,11 @@ fn progress_bar(enabled: bool, len: u64, prefix: String) -> ProgressBar {
 /// `epoch 3/5  loss 0.4123  train 86.10%  test 88.40%  lr 5.0e-3  2310 img/s  21.3 s`.
 pub fn epoch_line(r: &Record, epochs: usize) -> String {
     let heads = match (r.test_acc_class_head, r.test_acc_dist_head) {
-        (Some(c), Some(d)) => format!(" (class head {:.2}%, dist head {:.2}%)", 100.0 * c, 100.0 * d),
+        (Some(c), Some(d)) => format!(
+            " (class head {:.2}%, dist head {:.2}%)",
+            100.0 * c,
+            100.0 * d
+        ),
         _ => String::new(),
     };
     format!(

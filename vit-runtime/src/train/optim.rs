@@ -28,7 +28,11 @@ pub struct Optimizer {
 
 impl Optimizer {
     pub fn new(spec: recipe::Optimizer) -> Self {
-        Optimizer { spec, step: 0, moments: Vec::new() }
+        Optimizer {
+            spec,
+            step: 0,
+            moments: Vec::new(),
+        }
     }
 
     /// One update of every trainable tensor of `model` from `grads`, at learning rate `lr`.
@@ -38,8 +42,16 @@ impl Optimizer {
         D: Device<f32>,
     {
         self.step += 1;
-        let mut stepper = Stepper { opt: self, grads, lr, index: 0 };
-        let walked = M::iter_tensors(&mut RecursiveWalker { m: (model, String::new()), f: &mut stepper });
+        let mut stepper = Stepper {
+            opt: self,
+            grads,
+            lr,
+            index: 0,
+        };
+        let walked = M::iter_tensors(&mut RecursiveWalker {
+            m: (model, String::new()),
+            f: &mut stepper,
+        });
         if let Err(never) = walked {
             match never {}
         }
@@ -70,10 +82,21 @@ impl<D: Device<f32>> TensorVisitor<f32, D> for Stepper<'_, D> {
         let grad = self.grads.get(t).as_vec();
         let mut param = t.as_vec();
         if self.opt.moments.len() == self.index {
-            self.opt.moments.push(Moments { name, m: vec![0.0; param.len()], v: vec![0.0; param.len()] });
+            self.opt.moments.push(Moments {
+                name,
+                m: vec![0.0; param.len()],
+                v: vec![0.0; param.len()],
+            });
         }
         let moments = &mut self.opt.moments[self.index];
-        step(&self.opt.spec, self.opt.step, self.lr, &mut param, &grad, moments);
+        step(
+            &self.opt.spec,
+            self.opt.step,
+            self.lr,
+            &mut param,
+            &grad,
+            moments,
+        );
         t.copy_from(&param);
         self.index += 1;
         Ok(None)
@@ -81,7 +104,14 @@ impl<D: Device<f32>> TensorVisitor<f32, D> for Stepper<'_, D> {
 }
 
 /// The update rule for one tensor, as PyTorch's `Adam`, `AdamW` and `SGD` do it.
-fn step(spec: &recipe::Optimizer, t: u64, lr: f64, param: &mut [f32], grad: &[f32], moments: &mut Moments) {
+fn step(
+    spec: &recipe::Optimizer,
+    t: u64,
+    lr: f64,
+    param: &mut [f32],
+    grad: &[f32],
+    moments: &mut Moments,
+) {
     let (lr, wd) = (lr as f32, spec.weight_decay as f32);
     match spec.kind {
         OptimizerKind::Sgd => {
@@ -94,7 +124,10 @@ fn step(spec: &recipe::Optimizer, t: u64, lr: f64, param: &mut [f32], grad: &[f3
             let c1 = 1.0 - b1.powi(t as i32);
             let c2 = 1.0 - b2.powi(t as i32);
             let decoupled = spec.kind == OptimizerKind::AdamW;
-            let it = param.iter_mut().zip(grad).zip(moments.m.iter_mut().zip(moments.v.iter_mut()));
+            let it = param
+                .iter_mut()
+                .zip(grad)
+                .zip(moments.m.iter_mut().zip(moments.v.iter_mut()));
             for ((p, &g), (m, v)) in it {
                 // Adam adds L2 to the gradient; AdamW decays the weight directly.
                 let g = if decoupled { g } else { g + wd * *p };
@@ -114,23 +147,54 @@ mod tests {
     use super::*;
 
     fn spec(kind: OptimizerKind, weight_decay: f64) -> recipe::Optimizer {
-        recipe::Optimizer { kind, lr: 0.1, weight_decay, betas: (0.9, 0.999), eps: 1e-8 }
+        recipe::Optimizer {
+            kind,
+            lr: 0.1,
+            weight_decay,
+            betas: (0.9, 0.999),
+            eps: 1e-8,
+        }
     }
 
     #[test]
     fn first_adam_step_moves_each_weight_by_lr_against_its_gradient_sign() {
         let mut p = vec![1.0f32, -2.0, 0.5];
-        let mut m = Moments { name: "w".into(), m: vec![0.0; 3], v: vec![0.0; 3] };
-        step(&spec(OptimizerKind::Adam, 0.0), 1, 0.1, &mut p, &[0.3, -4.0, 0.0], &mut m);
+        let mut m = Moments {
+            name: "w".into(),
+            m: vec![0.0; 3],
+            v: vec![0.0; 3],
+        };
+        step(
+            &spec(OptimizerKind::Adam, 0.0),
+            1,
+            0.1,
+            &mut p,
+            &[0.3, -4.0, 0.0],
+            &mut m,
+        );
         // Bias-corrected m/sqrt(v) = sign(g) on step 1; a zero gradient does not move.
-        assert!((p[0] - 0.9).abs() < 1e-6 && (p[1] + 1.9).abs() < 1e-6 && p[2] == 0.5, "{p:?}");
+        assert!(
+            (p[0] - 0.9).abs() < 1e-6 && (p[1] + 1.9).abs() < 1e-6 && p[2] == 0.5,
+            "{p:?}"
+        );
     }
 
     #[test]
     fn adamw_decays_weights_without_touching_the_moments() {
         let mut p = vec![2.0f32];
-        let mut m = Moments { name: "w".into(), m: vec![0.0], v: vec![0.0] };
-        step(&spec(OptimizerKind::AdamW, 0.5), 1, 0.1, &mut p, &[0.0], &mut m);
+        let mut m = Moments {
+            name: "w".into(),
+            m: vec![0.0],
+            v: vec![0.0],
+        };
+        step(
+            &spec(OptimizerKind::AdamW, 0.5),
+            1,
+            0.1,
+            &mut p,
+            &[0.0],
+            &mut m,
+        );
         assert!((p[0] - 1.9).abs() < 1e-6, "{p:?}");
         assert_eq!((m.m[0], m.v[0]), (0.0, 0.0));
     }
@@ -138,9 +202,23 @@ mod tests {
     #[test]
     fn adam_weight_decay_is_l2_added_to_the_gradient() {
         let mut p = vec![2.0f32];
-        let mut m = Moments { name: "w".into(), m: vec![0.0], v: vec![0.0] };
-        step(&spec(OptimizerKind::Adam, 0.5), 1, 0.1, &mut p, &[0.0], &mut m);
+        let mut m = Moments {
+            name: "w".into(),
+            m: vec![0.0],
+            v: vec![0.0],
+        };
+        step(
+            &spec(OptimizerKind::Adam, 0.5),
+            1,
+            0.1,
+            &mut p,
+            &[0.0],
+            &mut m,
+        );
         // g = 0 + 0.5 * 2 = 1 -> first step moves by lr.
-        assert!((p[0] - 1.9).abs() < 1e-6 && (m.m[0] - 0.1).abs() < 1e-6, "{p:?} {m:?}");
+        assert!(
+            (p[0] - 1.9).abs() < 1e-6 && (m.m[0] - 0.1).abs() < 1e-6,
+            "{p:?} {m:?}"
+        );
     }
 }

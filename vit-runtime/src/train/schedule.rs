@@ -2,10 +2,19 @@
 use crate::recipe::Schedule;
 
 /// Learning rate for 0-based `step` of a run of `total_steps`, `warmup` counted in steps.
-pub fn lr_at(schedule: Schedule, base_lr: f64, step: usize, steps_per_epoch: usize, total_steps: usize) -> f64 {
+pub fn lr_at(
+    schedule: Schedule,
+    base_lr: f64,
+    step: usize,
+    steps_per_epoch: usize,
+    total_steps: usize,
+) -> f64 {
     match schedule {
         Schedule::Constant => base_lr,
-        Schedule::WarmupCosine { warmup_epochs, min_lr } => {
+        Schedule::WarmupCosine {
+            warmup_epochs,
+            min_lr,
+        } => {
             let warmup = warmup_epochs * steps_per_epoch;
             if step < warmup {
                 base_lr * (step + 1) as f64 / warmup as f64
@@ -22,7 +31,10 @@ pub fn lr_at(schedule: Schedule, base_lr: f64, step: usize, steps_per_epoch: usi
 mod tests {
     use super::*;
 
-    const COSINE: Schedule = Schedule::WarmupCosine { warmup_epochs: 1, min_lr: 0.0 };
+    const COSINE: Schedule = Schedule::WarmupCosine {
+        warmup_epochs: 1,
+        min_lr: 0.0,
+    };
 
     #[test]
     fn warmup_rises_linearly_to_the_base_rate() {

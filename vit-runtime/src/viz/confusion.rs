@@ -7,7 +7,12 @@ use std::path::Path;
 
 /// Rows: true class (with its accuracy), columns: predicted class; cells show counts,
 /// shaded by the share of the row.
-pub fn plot_confusion(path: &Path, title: &str, confusion: &Confusion, names: &[&str]) -> Result<(), PlotError> {
+pub fn plot_confusion(
+    path: &Path,
+    title: &str,
+    confusion: &Confusion,
+    names: &[&str],
+) -> Result<(), PlotError> {
     register_font();
     let err = |e: &dyn std::fmt::Display| plot_error(path, e);
     let k = confusion.classes;
@@ -36,7 +41,9 @@ pub fn plot_confusion(path: &Path, title: &str, confusion: &Confusion, names: &[
             _ => String::new(),
         })
         .y_label_formatter(&|v| match v {
-            SegmentValue::CenterOf(i) if *i < k => format!("{} ({:.1}%)", name(k - 1 - *i), 100.0 * recall[k - 1 - *i]),
+            SegmentValue::CenterOf(i) if *i < k => {
+                format!("{} ({:.1}%)", name(k - 1 - *i), 100.0 * recall[k - 1 - *i])
+            }
             _ => String::new(),
         })
         .x_label_style(("sans-serif", 11))
@@ -50,15 +57,32 @@ pub fn plot_confusion(path: &Path, title: &str, confusion: &Confusion, names: &[
             let share = count as f64 / total;
             let y = k - 1 - truth;
             let shade = 255 - (share.sqrt() * 200.0) as u8;
-            let fill = if truth == predicted { RGBColor(shade, 255, shade) } else { RGBColor(255, shade, shade) };
+            let fill = if truth == predicted {
+                RGBColor(shade, 255, shade)
+            } else {
+                RGBColor(255, shade, shade)
+            };
             chart
                 .draw_series([Rectangle::new(
-                    [(SegmentValue::Exact(predicted), SegmentValue::Exact(y)), (SegmentValue::Exact(predicted + 1), SegmentValue::Exact(y + 1))],
+                    [
+                        (SegmentValue::Exact(predicted), SegmentValue::Exact(y)),
+                        (
+                            SegmentValue::Exact(predicted + 1),
+                            SegmentValue::Exact(y + 1),
+                        ),
+                    ],
                     fill.filled(),
                 )])
                 .map_err(|e| err(&e))?;
-            let style = ("sans-serif", 15).into_font().into_text_style(&root).pos(Pos::new(HPos::Center, VPos::Center));
-            let label = Text::new(count.to_string(), (SegmentValue::CenterOf(predicted), SegmentValue::CenterOf(y)), style);
+            let style = ("sans-serif", 15)
+                .into_font()
+                .into_text_style(&root)
+                .pos(Pos::new(HPos::Center, VPos::Center));
+            let label = Text::new(
+                count.to_string(),
+                (SegmentValue::CenterOf(predicted), SegmentValue::CenterOf(y)),
+                style,
+            );
             chart.draw_series([label]).map_err(|e| err(&e))?;
         }
     }

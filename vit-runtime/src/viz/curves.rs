@@ -10,7 +10,9 @@ pub fn plot_curves(path: &Path, title: &str, epochs: &[Record]) -> Result<(), Pl
     let err = |e: &dyn std::fmt::Display| plot_error(path, e);
     let root = BitMapBackend::new(path, (1200, 480)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(&e))?;
-    let root = root.titled(title, ("sans-serif", 24)).map_err(|e| err(&e))?;
+    let root = root
+        .titled(title, ("sans-serif", 24))
+        .map_err(|e| err(&e))?;
     let (left, right) = root.split_horizontally(600);
     let last = epochs.iter().map(|r| r.epoch).max().unwrap_or(1).max(1);
     let x_range = 0.8f64..last as f64 + 0.2;
@@ -23,13 +25,29 @@ pub fn plot_curves(path: &Path, title: &str, epochs: &[Record]) -> Result<(), Pl
         .y_label_area_size(60)
         .build_cartesian_2d(x_range.clone(), 0.0..max_loss)
         .map_err(|e| err(&e))?;
-    chart.configure_mesh().x_desc("epoch").y_desc("cross-entropy").draw().map_err(|e| err(&e))?;
     chart
-        .draw_series(LineSeries::new(epochs.iter().map(|r| (r.epoch as f64, r.loss)), RED.stroke_width(2)).point_size(3))
+        .configure_mesh()
+        .x_desc("epoch")
+        .y_desc("cross-entropy")
+        .draw()
+        .map_err(|e| err(&e))?;
+    chart
+        .draw_series(
+            LineSeries::new(
+                epochs.iter().map(|r| (r.epoch as f64, r.loss)),
+                RED.stroke_width(2),
+            )
+            .point_size(3),
+        )
         .map_err(|e| err(&e))?
         .label("train loss")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED));
-    chart.configure_series_labels().border_style(BLACK).background_style(WHITE).draw().map_err(|e| err(&e))?;
+    chart
+        .configure_series_labels()
+        .border_style(BLACK)
+        .background_style(WHITE)
+        .draw()
+        .map_err(|e| err(&e))?;
 
     let lowest = epochs
         .iter()
@@ -43,13 +61,25 @@ pub fn plot_curves(path: &Path, title: &str, epochs: &[Record]) -> Result<(), Pl
         .y_label_area_size(60)
         .build_cartesian_2d(x_range, (lowest * 100.0 - 5.0).max(0.0)..100.0)
         .map_err(|e| err(&e))?;
-    chart.configure_mesh().x_desc("epoch").y_desc("accuracy (%)").draw().map_err(|e| err(&e))?;
+    chart
+        .configure_mesh()
+        .x_desc("epoch")
+        .y_desc("accuracy (%)")
+        .draw()
+        .map_err(|e| err(&e))?;
     let series: [(&str, RGBColor, Box<dyn Fn(&Record) -> Option<f64>>); 2] = [
-        ("train (augmented, running)", BLUE, Box::new(|r| Some(r.train_acc))),
+        (
+            "train (augmented, running)",
+            BLUE,
+            Box::new(|r| Some(r.train_acc)),
+        ),
         ("test", GREEN, Box::new(|r| r.test_acc)),
     ];
     for (label, color, value) in series {
-        let points: Vec<(f64, f64)> = epochs.iter().filter_map(|r| value(r).map(|v| (r.epoch as f64, 100.0 * v))).collect();
+        let points: Vec<(f64, f64)> = epochs
+            .iter()
+            .filter_map(|r| value(r).map(|v| (r.epoch as f64, 100.0 * v)))
+            .collect();
         chart
             .draw_series(LineSeries::new(points, color.stroke_width(2)).point_size(3))
             .map_err(|e| err(&e))?

@@ -18,7 +18,8 @@ fn register_font() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         // The bytes are a valid TTF (checked by the plot tests), so this cannot fail.
-        let _ = plotters::style::register_font("sans-serif", plotters::style::FontStyle::Normal, FONT);
+        let _ =
+            plotters::style::register_font("sans-serif", plotters::style::FontStyle::Normal, FONT);
     });
 }
 
@@ -31,7 +32,10 @@ pub struct PlotError {
 }
 
 fn plot_error(path: &std::path::Path, reason: impl std::fmt::Display) -> PlotError {
-    PlotError { path: path.into(), reason: reason.to_string() }
+    PlotError {
+        path: path.into(),
+        reason: reason.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -68,7 +72,11 @@ mod tests {
     fn curves_and_confusion_render_to_png_files() {
         let dir = std::env::temp_dir().join(format!("vit-viz-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let epochs = [record(1, 1.2, 0.6, 0.7), record(2, 0.8, 0.75, 0.8), record(3, 0.6, 0.8, 0.84)];
+        let epochs = [
+            record(1, 1.2, 0.6, 0.7),
+            record(2, 0.8, 0.75, 0.8),
+            record(3, 0.6, 0.8, 0.84),
+        ];
         plot_curves(&dir.join("curves.png"), "test run", &epochs).unwrap();
         let mut confusion = Confusion::new(10);
         for k in 0..10 {
@@ -79,7 +87,10 @@ mod tests {
         plot_confusion(&dir.join("confusion.png"), "test run", &confusion, &names).unwrap();
         let (w, h, size) = inspect(&dir.join("curves.png"));
         assert_eq!((w, h), (1200, 480));
-        assert!(size > 10_000, "curves.png has almost nothing drawn ({size} bytes)");
+        assert!(
+            size > 10_000,
+            "curves.png has almost nothing drawn ({size} bytes)"
+        );
         let (w, h, _) = inspect(&dir.join("confusion.png"));
         assert_eq!((w, h), (900, 820));
         std::fs::remove_dir_all(dir).unwrap();
@@ -87,7 +98,12 @@ mod tests {
 
     #[test]
     fn unwritable_path_is_an_error_naming_it() {
-        let err = plot_curves(std::path::Path::new("/nonexistent-dir/x.png"), "t", &[record(1, 1.0, 0.5, 0.5)]).unwrap_err();
+        let err = plot_curves(
+            std::path::Path::new("/nonexistent-dir/x.png"),
+            "t",
+            &[record(1, 1.0, 0.5, 0.5)],
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("/nonexistent-dir/x.png"), "{err}");
     }
 }
