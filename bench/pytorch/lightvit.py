@@ -200,6 +200,9 @@ def main():
                     help="feed plain logits to CrossEntropyLoss (no double softmax)")
     ap.add_argument("--cls-init", choices=["uniform", "trunc_normal"], default="uniform",
                     help="class token init: torch.rand (course) or trunc normal std 0.02")
+    # Intra-op threads. On a machine whose cores are busy with other work, use
+    # 1: with 2 threads every tiny op waits for a descheduled worker, which we
+    # measured as ~17x slower per step (1.8 s vs 0.1 s) with a job beside it.
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--batch-size", type=int, default=128)
