@@ -1,5 +1,5 @@
 //! The subcommands, dispatched from a spec name to its compiled model type.
-use crate::{known_model, out_dir, EvalArgs, TrainArgs};
+use crate::{known_model, out_dir, BenchArgs, EvalArgs, TrainArgs};
 use anyhow::Context;
 use std::path::{Path, PathBuf};
 use vit_runtime::device::SeededDevice;
@@ -102,6 +102,45 @@ pub fn eval<D: SeededDevice>(args: &EvalArgs) -> anyhow::Result<()> {
         "deit" => eval_model::<Deit<f32, D>, D>(args),
         other => unreachable!("`{other}` is in MODELS but not dispatched"),
     }
+}
+
+pub fn bench<D: SeededDevice>(args: &BenchArgs) -> anyhow::Result<()> {
+    use vit_runtime::bench::{measure, BenchConfig};
+    let config = BenchConfig {
+        train_batch: args.train_batch,
+        infer_batch: args.infer_batch,
+        warmup: args.warmup,
+        steps: args.steps,
+    };
+    if config.train_batch == 0 || config.infer_batch == 0 || config.steps == 0 {
+        anyhow::bail!("--train-batch, --infer-batch and --steps must be at least 1");
+    }
+    let report = match known_model(&args.model)? {
+        "lightvit" => measure::<Lightvit<f32, D>, Cnn<f32, D>, C, H, W, K, D>(config, None),
+        "vit" => measure::<Vit<f32, D>, Cnn<f32, D>, C, H, W, K, D>(config, None),
+        "cnn" => measure::<Cnn<f32, D>, Cnn<f32, D>, C, H, W, K, D>(config, None),
+        "deit" => {
+            let teacher =
+                <Cnn<f32, D> as vit_runtime::dfdx::nn::BuildModule<D, f32>>::build(&D::seeded(1)?);
+            measure::<Deit<f32, D>, Cnn<f32, D>, C, H, W, K, D>(config, Some(&teacher))
+        }
+        other => unreachable!("`{other}` is in MODELS but not dispatched"),
+    }?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!(
+            "{} on {}: train {:.0} images/s (batch {}), inference {:.0} images/s (batch {}), peak RSS {:.2} GiB",
+            report.model,
+            report.device,
+            report.train_images_per_sec,
+            report.train_batch,
+            report.infer_images_per_sec,
+            report.infer_batch,
+            report.peak_rss_bytes as f64 / (1u64 << 30) as f64
+        );
+    }
+    Ok(())
 }
 
 /// The spec's recipe with the command line's overrides.

@@ -28,6 +28,9 @@ enum Command {
     Models,
     /// Find, verify (SHA-256) and if needed download MNIST and Fashion-MNIST.
     Data(DataArgs),
+    /// Measure training and inference throughput and peak memory of a model on random
+    /// inputs (compare with PyTorch: `python3 bench/compare.py`).
+    Bench(BenchArgs),
 }
 
 /// Options shared by commands that run a model.
@@ -104,6 +107,30 @@ pub struct DataArgs {
     dataset: Option<Dataset>,
 }
 
+#[derive(Args, Clone)]
+pub struct BenchArgs {
+    /// Spec name (see `models`). Run one model per process so peak memory is its own.
+    model: String,
+    /// Where to run: `cpu`, `cuda` (needs a build with `--features cuda`), or `auto`.
+    #[arg(long, value_enum, default_value = "auto")]
+    device: DeviceChoice,
+    /// Batch size of the timed training steps (forward, loss, backward, optimiser update).
+    #[arg(long, default_value_t = 128)]
+    train_batch: usize,
+    /// Batch size of the timed inference passes.
+    #[arg(long, default_value_t = 1000)]
+    infer_batch: usize,
+    /// Untimed steps before measuring (allocator and caches warm up).
+    #[arg(long, default_value_t = 3)]
+    warmup: usize,
+    /// Timed steps; the median is reported.
+    #[arg(long, default_value_t = 20)]
+    steps: usize,
+    /// Print one JSON line instead of a sentence (for `bench/compare.py`).
+    #[arg(long)]
+    json: bool,
+}
+
 fn parse_dataset(name: &str) -> Result<Dataset, String> {
     [Dataset::Mnist, Dataset::FashionMnist]
         .into_iter()
@@ -142,6 +169,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Resolved::Cpu => commands::train::<vit_runtime::dfdx::tensor::Cpu>(&args),
             #[cfg(feature = "cuda")]
             Resolved::Cuda => commands::train::<vit_runtime::dfdx::tensor::Cuda>(&args),
+        }),
+        Command::Bench(args) => on_device(args.device, |kind| match kind {
+            Resolved::Cpu => commands::bench::<vit_runtime::dfdx::tensor::Cpu>(&args),
+            #[cfg(feature = "cuda")]
+            Resolved::Cuda => commands::bench::<vit_runtime::dfdx::tensor::Cuda>(&args),
         }),
         Command::Eval(args) => on_device(args.common.device, |kind| match kind {
             Resolved::Cpu => commands::eval::<vit_runtime::dfdx::tensor::Cpu>(&args),

@@ -75,7 +75,7 @@ pub trait ImageClassifier<
     const H: usize,
     const W: usize,
     const K: usize,
-    D: Device<f32>,
+    D: crate::nn::Kernels,
 >: TensorCollection<f32, D, To<f32, D> = Self> + ModelSpec + Clone
 {
     /// All heads, with dropout/drop path active when `mode` is `Train`.
@@ -105,8 +105,13 @@ pub trait ImageClassifier<
 }
 
 /// A model that distils from a teacher of the same input and class count.
-pub trait Distilled<const C: usize, const H: usize, const W: usize, const K: usize, D: Device<f32>>:
-    ImageClassifier<C, H, W, K, D>
+pub trait Distilled<
+    const C: usize,
+    const H: usize,
+    const W: usize,
+    const K: usize,
+    D: crate::nn::Kernels,
+>: ImageClassifier<C, H, W, K, D>
 {
     type Teacher: ImageClassifier<C, H, W, K, D>;
 }

@@ -86,14 +86,14 @@ pub fn emit(model: &Model, cnn: &Cnn, ty: &Ident) -> TokenStream {
 
             #collection
 
-            impl<D: Device<f32>> #ty<f32, D> {
+            impl<D: ::vit_runtime::nn::Kernels> #ty<f32, D> {
                 /// Inference logits `(B, classes)`.
                 pub fn forward<B: Dim>(&self, x: Tensor<(B, Const<#c>, Const<#h>, Const<#w>), f32, D>) -> Tensor<(B, Const<#k>), f32, D> {
                     ::vit_runtime::model::ImageClassifier::predict(self, x)
                 }
             }
 
-            impl<D: Device<f32>> ::vit_runtime::model::ImageClassifier<#c, #h, #w, #k, D> for #ty<f32, D> {
+            impl<D: ::vit_runtime::nn::Kernels> ::vit_runtime::model::ImageClassifier<#c, #h, #w, #k, D> for #ty<f32, D> {
                 fn heads<B: Dim, T: Tape<f32, D>>(
                     &self,
                     x: Tensor<(B, Const<#c>, Const<#h>, Const<#w>), f32, D, T>,

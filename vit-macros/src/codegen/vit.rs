@@ -150,7 +150,7 @@ pub fn emit(model: &Model, vit: &Vit, ty: &Ident, teacher: Option<&Model>) -> To
     let distilled_impl = teacher.filter(|_| distilled).map(|t| {
         let teacher_ty = type_name(&t.name);
         quote! {
-            impl<D: ::vit_runtime::dfdx::tensor_ops::Device<f32>> ::vit_runtime::model::Distilled<#c, #h, #w, #k, D> for #ty<f32, D> {
+            impl<D: ::vit_runtime::nn::Kernels> ::vit_runtime::model::Distilled<#c, #h, #w, #k, D> for #ty<f32, D> {
                 type Teacher = #teacher_ty<f32, D>;
             }
         }
@@ -176,7 +176,7 @@ pub fn emit(model: &Model, vit: &Vit, ty: &Ident, teacher: Option<&Model>) -> To
                 #nn::init::fill_trunc_normal(t, #init_std)
             }
 
-            impl<D: Device<f32>> #ty<f32, D> {
+            impl<D: ::vit_runtime::nn::Kernels> #ty<f32, D> {
                 /// Runs the network; collects each block's attention maps into `maps` when given.
                 fn __forward<B: Dim, T: Tape<f32, D>>(
                     &self,
@@ -234,7 +234,7 @@ pub fn emit(model: &Model, vit: &Vit, ty: &Ident, teacher: Option<&Model>) -> To
                 }
             }
 
-            impl<D: Device<f32>> ::vit_runtime::model::ImageClassifier<#c, #h, #w, #k, D> for #ty<f32, D> {
+            impl<D: ::vit_runtime::nn::Kernels> ::vit_runtime::model::ImageClassifier<#c, #h, #w, #k, D> for #ty<f32, D> {
                 fn heads<B: Dim, T: Tape<f32, D>>(
                     &self,
                     x: Tensor<(B, Const<#c>, Const<#h>, Const<#w>), f32, D, T>,

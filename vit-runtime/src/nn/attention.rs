@@ -1,5 +1,6 @@
 //! Multi-head self-attention that also hands back its attention weights
 //! (dfdx's `MultiHeadAttention` does not), in the two layouts the specs use.
+use super::kernels::Kernels;
 use super::{dropout, Mode};
 use dfdx::nn::modules::Linear;
 use dfdx::prelude::*;
@@ -7,37 +8,6 @@ use dfdx::prelude::*;
 /// Post-softmax attention weights of one block: `(batch, heads, tokens, tokens)`.
 pub type AttentionMaps<B, const H: usize, const S: usize, D> =
     Tensor<(B, Const<H>, Const<S>, Const<S>), f32, D>;
-
-/// `softmax(q kᵀ / sqrt(DH)) v` per head, on `(B, H, S, DH)` inputs.
-///
-/// Returns the output and, when `want_maps`, the weights before attention dropout
-/// (what rollout needs). Asking only when needed keeps the softmax buffer uniquely
-/// owned, so later ops can reuse it.
-pub fn attend<
-    B: Dim,
-    const H: usize,
-    const S: usize,
-    const DH: usize,
-    D: Device<f32>,
-    T: Tape<f32, D>,
->(
-    q: Tensor<(B, Const<H>, Const<S>, Const<DH>), f32, D, T>,
-    k: Tensor<(B, Const<H>, Const<S>, Const<DH>), f32, D, T>,
-    v: Tensor<(B, Const<H>, Const<S>, Const<DH>), f32, D, T>,
-    attention_dropout: f32,
-    mode: Mode,
-    want_maps: bool,
-) -> (
-    Tensor<(B, Const<H>, Const<S>, Const<DH>), f32, D, T>,
-    Option<AttentionMaps<B, H, S, D>>,
-) {
-    let scale = 1.0 / (DH as f32).sqrt();
-    let weights = (q * scale)
-        .matmul(k.permute::<_, Axes4<0, 1, 3, 2>>())
-        .softmax::<Axis<3>>();
-    let maps = want_maps.then(|| weights.retaped::<NoneTape>());
-    (dropout(weights, attention_dropout, mode).matmul(v), maps)
-}
 
 /// What an attention layer's forward pass needs besides its tensors.
 #[derive(Debug, Clone, Copy)]
@@ -50,7 +20,7 @@ pub struct AttentionOptions {
 }
 
 /// Self-attention over `(B, S, DIM)` with `H` heads.
-pub trait SelfAttention<const DIM: usize, const H: usize, D: Device<f32>> {
+pub trait SelfAttention<const DIM: usize, const H: usize, D: Kernels> {
     fn forward<B: Dim, const S: usize, T: Tape<f32, D>>(
         &self,
         x: Tensor<(B, Const<S>, Const<DIM>), f32, D, T>,
@@ -116,7 +86,7 @@ where
     }
 }
 
-impl<const DIM: usize, const H: usize, const DH: usize, const QKV: usize, D: Device<f32>>
+impl<const DIM: usize, const H: usize, const DH: usize, const QKV: usize, D: Kernels>
     SelfAttention<DIM, H, D> for FusedAttention<DIM, H, DH, QKV, f32, D>
 {
     fn forward<B: Dim, const S: usize, T: Tape<f32, D>>(
@@ -128,29 +98,12 @@ impl<const DIM: usize, const H: usize, const DH: usize, const QKV: usize, D: Dev
         Option<AttentionMaps<B, H, S, D>>,
     ) {
         let () = Self::CHECK;
-        let b = x.shape().0;
-        // (B, S, 3*DIM) -> (3, B, H, S, DH): q, k, v are the three slices of axis 0.
-        let qkv = self
-            .qkv
-            .forward(x)
-            .reshape_like(&(b, Const::<S>, Const::<3>, Const::<H>, Const::<DH>))
-            .permute::<_, Axes5<2, 0, 3, 1, 4>>();
-        let dev = qkv.device().clone();
-        let q = qkv.with_empty_tape().select(dev.tensor(0usize));
-        let k = qkv.with_empty_tape().select(dev.tensor(1usize));
-        let v = qkv.select(dev.tensor(2usize));
-        let (heads, maps) = attend(
-            q,
-            k,
-            v,
+        let (merged, maps) = D::attention::<B, S, H, DH, DIM, QKV, T>(
+            self.qkv.forward(x),
             options.attention_dropout,
             options.mode,
             options.want_maps,
         );
-        let merged =
-            heads
-                .permute::<_, Axes4<0, 2, 1, 3>>()
-                .reshape_like(&(b, Const::<S>, Const::<DIM>));
         (
             dropout(self.proj.forward(merged), options.dropout, options.mode),
             maps,
@@ -255,7 +208,7 @@ where
     }
 }
 
-impl<const DIM: usize, const H: usize, const DH: usize, D: Device<f32>> SelfAttention<DIM, H, D>
+impl<const DIM: usize, const H: usize, const DH: usize, D: Kernels> SelfAttention<DIM, H, D>
     for PerHeadAttention<DIM, H, DH, f32, D>
 {
     fn forward<B: Dim, const S: usize, T: Tape<f32, D>>(
@@ -274,26 +227,19 @@ impl<const DIM: usize, const H: usize, const DH: usize, D: Device<f32>> SelfAtte
             .reshape_like(&(rows, Const::<H>, Const::<DH>))
             .permute::<_, Axes3<1, 0, 2>>()
             .reshape_like(&(Const::<H>, rows, Const::<DH>));
-        let to_heads = |t: Tensor<(Const<H>, usize, Const<DH>), f32, D, T>| {
-            t.reshape_like(&(Const::<H>, b, Const::<S>, Const::<DH>))
-                .permute::<_, Axes4<1, 0, 2, 3>>()
-        };
-        let q = to_heads(self.q.forward(per_head.with_empty_tape()));
-        let k = to_heads(self.k.forward(per_head.with_empty_tape()));
-        let v = to_heads(self.v.forward(per_head));
-        let (heads, maps) = attend(
-            q,
-            k,
-            v,
+        let qkv = [
+            self.q.forward(per_head.with_empty_tape()),
+            self.k.forward(per_head.with_empty_tape()),
+            self.v.forward(per_head),
+        ]
+        .stack();
+        D::attention_per_head::<B, S, H, DH, DIM, T>(
+            qkv,
+            b,
             options.attention_dropout,
             options.mode,
             options.want_maps,
-        );
-        let merged =
-            heads
-                .permute::<_, Axes4<0, 2, 1, 3>>()
-                .reshape_like(&(b, Const::<S>, Const::<DIM>));
-        (merged, maps)
+        )
     }
 }
 

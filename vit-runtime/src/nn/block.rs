@@ -63,7 +63,7 @@ where
 impl<const DIM: usize, const H: usize, const HIDDEN: usize, Attn, D>
     EncoderBlock<DIM, H, HIDDEN, Attn, f32, D>
 where
-    D: Device<f32>,
+    D: super::Kernels,
     Attn: SelfAttention<DIM, H, D>,
 {
     /// `(B, S, DIM) -> (B, S, DIM)`, plus this block's attention maps if asked for.

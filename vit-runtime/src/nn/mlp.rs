@@ -29,7 +29,7 @@ where
     }
 }
 
-impl<const DIM: usize, const HIDDEN: usize, D: Device<f32>> Mlp<DIM, HIDDEN, f32, D> {
+impl<const DIM: usize, const HIDDEN: usize, D: super::Kernels> Mlp<DIM, HIDDEN, f32, D> {
     pub fn forward<B: Dim, S: Dim, T: Tape<f32, D>>(
         &self,
         x: Tensor<(B, S, Const<DIM>), f32, D, T>,

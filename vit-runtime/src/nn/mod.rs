@@ -10,6 +10,7 @@ pub mod attention;
 pub mod block;
 pub mod cnn;
 pub mod init;
+pub mod kernels;
 pub mod mlp;
 pub mod norm;
 pub mod patches;
@@ -19,6 +20,7 @@ pub mod tokens;
 pub use attention::{FusedAttention, PerHeadAttention};
 pub use block::EncoderBlock;
 pub use cnn::{Conv2d, Pool};
+pub use kernels::Kernels;
 pub use mlp::Mlp;
 pub use norm::LayerNorm;
 pub use patches::{PatchConv, PatchEmbed};
@@ -44,25 +46,26 @@ use dfdx::prelude::*;
 pub use dfdx::nn::modules::Linear;
 
 impl Activation {
-    pub fn apply<S: Shape, D: Device<f32>, T: Tape<f32, D>>(
+    pub fn apply<S: Shape, D: Kernels, T: Tape<f32, D>>(
         self,
         x: Tensor<S, f32, D, T>,
     ) -> Tensor<S, f32, D, T> {
         match self {
-            Activation::Gelu => gelu(x),
+            Activation::Gelu => D::gelu(x),
             Activation::Relu => x.relu(),
         }
     }
 }
 
-/// The exact GELU `x * Phi(x)` with a correct gradient.
+/// The exact GELU `x * Phi(x)` with a correct gradient, from dfdx ops
+/// (the fused [`Kernels::gelu`] is checked against it).
 ///
 /// dfdx 0.13's `accurate_gelu` computes the right values but its derivative
 /// (`accurate_gelu/cpu_kernel.rs`) gives `Phi(x) + sqrt(2) x phi(x)` instead of
 /// `Phi(x) + x phi(x)`. We keep its forward and add `(sqrt(2) - 1) (phi(x) - phi(x))`
 /// with the second `phi` detached: exactly zero in value, `-(sqrt(2) - 1) x phi(x)` in
 /// gradient, which cancels the error. Pinned by a finite-difference test.
-pub fn gelu<S: Shape, D: Device<f32>, T: Tape<f32, D>>(
+pub fn composite_gelu<S: Shape, D: Device<f32>, T: Tape<f32, D>>(
     x: Tensor<S, f32, D, T>,
 ) -> Tensor<S, f32, D, T> {
     let phi = (x.with_empty_tape().square() * -0.5).exp()
@@ -73,13 +76,13 @@ pub fn gelu<S: Shape, D: Device<f32>, T: Tape<f32, D>>(
 }
 
 /// Dropout that is the identity outside training or at `p == 0`.
-pub fn dropout<S: Shape, D: Device<f32>, T: Tape<f32, D>>(
+pub fn dropout<S: Shape, D: Kernels, T: Tape<f32, D>>(
     x: Tensor<S, f32, D, T>,
     p: f32,
     mode: Mode,
 ) -> Tensor<S, f32, D, T> {
     if mode == Mode::Train && p > 0.0 {
-        x.dropout(p)
+        D::dropout(x, p)
     } else {
         x
     }
@@ -106,7 +109,7 @@ mod tests {
         let dev = Cpu::default();
         let xs = [-3.0f32, -1.5, -0.4, 0.3, 1.0, 2.5];
         let x: Tensor<Rank1<6>, f32, _> = dev.tensor(xs);
-        let y = gelu(x.leaky_trace());
+        let y = composite_gelu(x.leaky_trace());
         let values = y.as_vec();
         let grads = y.sum().backward();
         for ((&x, &gx), &y) in xs.iter().zip(&grads.get(&x).as_vec()).zip(&values) {
@@ -124,7 +127,10 @@ mod tests {
     fn gelu_values_are_dfdx_exact_gelu() {
         let dev = Cpu::default();
         let x: Tensor<Rank1<4>, f32, _> = dev.tensor([-2.0, -0.1, 0.7, 3.0]);
-        assert_eq!(gelu(x.clone()).as_vec(), x.accurate_gelu().as_vec());
+        assert_eq!(
+            composite_gelu(x.clone()).as_vec(),
+            x.accurate_gelu().as_vec()
+        );
     }
 
     #[test]

@@ -36,16 +36,13 @@ impl<const M: usize, E: Dtype, D: Device<E>> TensorCollection<E, D> for LayerNor
     }
 }
 
-impl<const M: usize, D: Device<f32>> LayerNorm<M, f32, D> {
+impl<const M: usize, D: super::Kernels> LayerNorm<M, f32, D> {
     /// Normalises each token of a `(batch, tokens, M)` tensor.
     pub fn forward<B: Dim, S: Dim, T: Tape<f32, D>>(
         &self,
         x: Tensor<(B, S, Const<M>), f32, D, T>,
     ) -> Tensor<(B, S, Const<M>), f32, D, T> {
-        let shape = *x.shape();
-        let w = self.weight.retaped::<T>().broadcast_like(&shape);
-        let b = self.bias.retaped::<T>().broadcast_like(&shape);
-        x.normalize::<Axis<2>>(LAYER_NORM_EPS) * w + b
+        D::layer_norm(x, &self.weight, &self.bias, LAYER_NORM_EPS as f32)
     }
 }
 

@@ -1,0 +1,155 @@
+//! The hot spots of a ViT step as single ops: GELU, LayerNorm, dropout and the attention
+//! core (scores, softmax, attention dropout, weighted sum) for both q/k/v layouts.
+//!
+//! Built from dfdx's ops, each of these is a chain of 5-15 passes over memory, each pass
+//! allocating its output and recording a backward closure, and most of them run on one core.
+//! [`Kernels`] gives every device the composite version (the reference, and what CUDA runs);
+//! the CPU overrides each op with one fused forward pass and one hand-written backward
+//! pass (`Tape::add_backward_op`), parallel over rows. `tests/gradients.rs` and the tests
+//! below check each fused op against its composite twin, values and gradients.
+pub mod composite;
+mod cpu;
+mod cpu_attention;
+#[cfg(test)]
+mod tests;
+
+use super::attention::AttentionMaps;
+use super::Mode;
+use dfdx::prelude::*;
+
+/// Where q, k and v of token `s`, head `h`, feature `d` of image `b` live in a `qkv`
+/// buffer: at `which * which_stride + b * batch_stride + h * head_stride + s * token_stride + d`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QkvLayout {
+    pub batch: usize,
+    pub heads: usize,
+    pub tokens: usize,
+    pub head_dim: usize,
+    pub which_stride: usize,
+    pub batch_stride: usize,
+    pub head_stride: usize,
+    pub token_stride: usize,
+}
+
+impl QkvLayout {
+    /// timm's fused `qkv` output `(B, S, 3 * DIM)`, i.e. `(B, S, 3, H, DH)`.
+    pub fn fused(batch: usize, heads: usize, tokens: usize, head_dim: usize) -> Self {
+        let dim = heads * head_dim;
+        Self {
+            batch,
+            heads,
+            tokens,
+            head_dim,
+            which_stride: dim,
+            batch_stride: tokens * 3 * dim,
+            head_stride: head_dim,
+            token_stride: 3 * dim,
+        }
+    }
+
+    /// The per-head maps' outputs stacked as `(3, H, B * S, DH)`.
+    pub fn per_head(batch: usize, heads: usize, tokens: usize, head_dim: usize) -> Self {
+        Self {
+            batch,
+            heads,
+            tokens,
+            head_dim,
+            which_stride: heads * batch * tokens * head_dim,
+            batch_stride: tokens * head_dim,
+            head_stride: batch * tokens * head_dim,
+            token_stride: head_dim,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        3 * self.batch * self.heads * self.tokens * self.head_dim
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The fused ops a device offers; every method has the composite dfdx version as default.
+pub trait Kernels: Device<f32> {
+    /// The exact (erf) GELU, `x * Phi(x)`.
+    fn gelu<S: Shape, T: Tape<f32, Self>>(x: Tensor<S, f32, Self, T>) -> Tensor<S, f32, Self, T> {
+        composite::gelu(x)
+    }
+
+    /// `nn.LayerNorm(M)` over the last axis of a `(B, S, M)` tensor.
+    fn layer_norm<B: Dim, S: Dim, const M: usize, T: Tape<f32, Self>>(
+        x: Tensor<(B, S, Const<M>), f32, Self, T>,
+        weight: &Tensor<Rank1<M>, f32, Self>,
+        bias: &Tensor<Rank1<M>, f32, Self>,
+        eps: f32,
+    ) -> Tensor<(B, S, Const<M>), f32, Self, T> {
+        composite::layer_norm(x, weight, bias, eps)
+    }
+
+    /// Inverted dropout: zero each element with probability `p`, scale the rest by `1/(1-p)`.
+    fn dropout<S: Shape, T: Tape<f32, Self>>(
+        x: Tensor<S, f32, Self, T>,
+        p: f32,
+    ) -> Tensor<S, f32, Self, T> {
+        x.dropout(p)
+    }
+
+    /// The attention core on timm's fused `qkv` output `(B, S, 3 * DIM)`:
+    /// `softmax(q kᵀ / sqrt(DH))`, attention dropout, `· v`, heads merged to `(B, S, DIM)`.
+    /// Also returns the weights before dropout when `want_maps`.
+    fn attention<
+        B: Dim,
+        const S: usize,
+        const H: usize,
+        const DH: usize,
+        const DIM: usize,
+        const QKV: usize,
+        T: Tape<f32, Self>,
+    >(
+        qkv: Tensor<(B, Const<S>, Const<QKV>), f32, Self, T>,
+        attention_dropout: f32,
+        mode: Mode,
+        want_maps: bool,
+    ) -> (
+        Tensor<(B, Const<S>, Const<DIM>), f32, Self, T>,
+        Option<AttentionMaps<B, H, S, Self>>,
+    ) {
+        composite::attention::<B, S, H, DH, DIM, QKV, Self, T>(
+            qkv,
+            attention_dropout,
+            mode,
+            want_maps,
+        )
+    }
+
+    /// The same core on the per-head maps' outputs stacked as `(3, H, B * S, DH)`.
+    fn attention_per_head<
+        B: Dim,
+        const S: usize,
+        const H: usize,
+        const DH: usize,
+        const DIM: usize,
+        T: Tape<f32, Self>,
+    >(
+        qkv: Tensor<(Const<3>, Const<H>, usize, Const<DH>), f32, Self, T>,
+        batch: B,
+        attention_dropout: f32,
+        mode: Mode,
+        want_maps: bool,
+    ) -> (
+        Tensor<(B, Const<S>, Const<DIM>), f32, Self, T>,
+        Option<AttentionMaps<B, H, S, Self>>,
+    ) {
+        composite::attention_per_head::<B, S, H, DH, DIM, Self, T>(
+            qkv,
+            batch,
+            attention_dropout,
+            mode,
+            want_maps,
+        )
+    }
+}
+
+#[cfg(feature = "cuda")]
+impl Kernels for Cuda {}

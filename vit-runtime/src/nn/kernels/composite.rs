@@ -1,0 +1,121 @@
+//! The fused ops built from dfdx's own ops: what non-CPU devices run, and the reference
+//! the CPU kernels are tested against.
+use crate::nn::attention::AttentionMaps;
+use crate::nn::Mode;
+use dfdx::prelude::*;
+
+pub use crate::nn::composite_gelu as gelu;
+
+pub fn layer_norm<B: Dim, S: Dim, const M: usize, D: Device<f32>, T: Tape<f32, D>>(
+    x: Tensor<(B, S, Const<M>), f32, D, T>,
+    weight: &Tensor<Rank1<M>, f32, D>,
+    bias: &Tensor<Rank1<M>, f32, D>,
+    eps: f32,
+) -> Tensor<(B, S, Const<M>), f32, D, T> {
+    let shape = *x.shape();
+    let w = weight.retaped::<T>().broadcast_like(&shape);
+    let b = bias.retaped::<T>().broadcast_like(&shape);
+    x.normalize::<Axis<2>>(eps) * w + b
+}
+
+/// See [`super::Kernels::attention`].
+pub fn attention<
+    B: Dim,
+    const S: usize,
+    const H: usize,
+    const DH: usize,
+    const DIM: usize,
+    const QKV: usize,
+    D: Device<f32>,
+    T: Tape<f32, D>,
+>(
+    qkv: Tensor<(B, Const<S>, Const<QKV>), f32, D, T>,
+    attention_dropout: f32,
+    mode: Mode,
+    want_maps: bool,
+) -> (
+    Tensor<(B, Const<S>, Const<DIM>), f32, D, T>,
+    Option<AttentionMaps<B, H, S, D>>,
+) {
+    let b = qkv.shape().0;
+    let qkv = qkv
+        .reshape_like(&(b, Const::<S>, Const::<3>, Const::<H>, Const::<DH>))
+        .permute::<_, Axes5<2, 0, 3, 1, 4>>();
+    let dev = qkv.device().clone();
+    let q = qkv.with_empty_tape().select(dev.tensor(0usize));
+    let k = qkv.with_empty_tape().select(dev.tensor(1usize));
+    let v = qkv.select(dev.tensor(2usize));
+    let (heads, maps) = attend(q, k, v, attention_dropout, mode, want_maps);
+    let merged =
+        heads
+            .permute::<_, Axes4<0, 2, 1, 3>>()
+            .reshape_like(&(b, Const::<S>, Const::<DIM>));
+    (merged, maps)
+}
+
+/// See [`super::Kernels::attention_per_head`].
+pub fn attention_per_head<
+    B: Dim,
+    const S: usize,
+    const H: usize,
+    const DH: usize,
+    const DIM: usize,
+    D: Device<f32>,
+    T: Tape<f32, D>,
+>(
+    qkv: Tensor<(Const<3>, Const<H>, usize, Const<DH>), f32, D, T>,
+    batch: B,
+    attention_dropout: f32,
+    mode: Mode,
+    want_maps: bool,
+) -> (
+    Tensor<(B, Const<S>, Const<DIM>), f32, D, T>,
+    Option<AttentionMaps<B, H, S, D>>,
+) {
+    let qkv = qkv
+        .reshape_like(&(Const::<3>, Const::<H>, batch, Const::<S>, Const::<DH>))
+        .permute::<_, Axes5<0, 2, 1, 3, 4>>();
+    let dev = qkv.device().clone();
+    let q = qkv.with_empty_tape().select(dev.tensor(0usize));
+    let k = qkv.with_empty_tape().select(dev.tensor(1usize));
+    let v = qkv.select(dev.tensor(2usize));
+    let (heads, maps) = attend(q, k, v, attention_dropout, mode, want_maps);
+    let merged =
+        heads
+            .permute::<_, Axes4<0, 2, 1, 3>>()
+            .reshape_like(&(batch, Const::<S>, Const::<DIM>));
+    (merged, maps)
+}
+
+/// `softmax(q kᵀ / sqrt(DH)) v` per head on `(B, H, S, DH)` inputs, plus the weights
+/// before attention dropout when `want_maps`.
+pub fn attend<
+    B: Dim,
+    const H: usize,
+    const S: usize,
+    const DH: usize,
+    D: Device<f32>,
+    T: Tape<f32, D>,
+>(
+    q: Tensor<(B, Const<H>, Const<S>, Const<DH>), f32, D, T>,
+    k: Tensor<(B, Const<H>, Const<S>, Const<DH>), f32, D, T>,
+    v: Tensor<(B, Const<H>, Const<S>, Const<DH>), f32, D, T>,
+    attention_dropout: f32,
+    mode: Mode,
+    want_maps: bool,
+) -> (
+    Tensor<(B, Const<H>, Const<S>, Const<DH>), f32, D, T>,
+    Option<AttentionMaps<B, H, S, D>>,
+) {
+    let scale = 1.0 / (DH as f32).sqrt();
+    let weights = (q * scale)
+        .matmul(k.permute::<_, Axes4<0, 1, 3, 2>>())
+        .softmax::<Axis<3>>();
+    let maps = want_maps.then(|| weights.retaped::<NoneTape>());
+    let weights = if mode == Mode::Train && attention_dropout > 0.0 {
+        weights.dropout(attention_dropout)
+    } else {
+        weights
+    };
+    (weights.matmul(v), maps)
+}

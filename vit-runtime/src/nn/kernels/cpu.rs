@@ -1,0 +1,258 @@
+//! CPU versions of the fused ops: one pass forward, one pass backward, parallel over rows.
+//!
+//! Each op copies its input out of dfdx (dfdx keeps tensor storage crate-private), computes
+//! its output into a fresh `Vec` that becomes the output tensor, and, when a tape records,
+//! adds a backward closure that owns what the gradient needs. Inputs must be contiguous
+//! (outputs of matmuls, additions or other ops, not permuted views); every caller in
+//! `nn` passes such tensors.
+use super::cpu_attention;
+use super::{Kernels, QkvLayout};
+use crate::nn::attention::AttentionMaps;
+use crate::nn::Mode;
+use dfdx::prelude::*;
+use rand::{Rng, SeedableRng};
+use rayon::prelude::*;
+
+/// Rows handed to one rayon task: small enough to split a batch over 2+ cores, large
+/// enough that scheduling costs nothing.
+const CHUNK: usize = 16 * 1024;
+
+/// A tensor's elements, in order.
+pub(super) fn read<S: Shape, T>(t: &Tensor<S, f32, Cpu, T>) -> Vec<f32> {
+    let mut data = vec![0.0; t.shape().num_elements()];
+    t.copy_into(&mut data);
+    data
+}
+
+const SQRT_1_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
+/// `1 / sqrt(2 pi)`.
+const INV_SQRT_2PI: f32 = 0.398_942_3;
+
+fn gelu_value(x: f32) -> f32 {
+    0.5 * x * (1.0 + libm::erff(x * SQRT_1_2))
+}
+
+/// `d/dx (x Phi(x)) = Phi(x) + x phi(x)`.
+fn gelu_slope(x: f32) -> f32 {
+    0.5 * (1.0 + libm::erff(x * SQRT_1_2)) + x * INV_SQRT_2PI * (-0.5 * x * x).exp()
+}
+
+/// A deterministic stream of keep/drop decisions: chunk `c` of a dropout draws from its own
+/// generator seeded by `(seed, c)`, so the mask does not depend on the number of threads
+/// and the backward pass can regenerate it instead of storing it.
+pub(super) fn keep_mask(seed: u64, chunk: u64, keep: f32, out: &mut [f32]) {
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(
+        seed ^ chunk.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+    );
+    let scale = 1.0 / keep;
+    for m in out.iter_mut() {
+        *m = if rng.gen::<f32>() < keep { scale } else { 0.0 };
+    }
+}
+
+impl Kernels for Cpu {
+    fn gelu<S: Shape, T: Tape<f32, Self>>(x: Tensor<S, f32, Self, T>) -> Tensor<S, f32, Self, T> {
+        let (x, mut tape) = x.split_tape();
+        let input = read(&x);
+        let mut output = vec![0.0; input.len()];
+        output
+            .par_chunks_mut(CHUNK)
+            .zip(input.par_chunks(CHUNK))
+            .for_each(|(y, x)| {
+                for (y, &x) in y.iter_mut().zip(x) {
+                    *y = gelu_value(x);
+                }
+            });
+        let out = x.device().tensor_from_vec(output, *x.shape());
+        if T::OWNS_TAPE {
+            let (x_ghost, out_ghost) = (x.ghost(), out.ghost());
+            tape.add_backward_op(move |grads| {
+                let gy = grads.get_or_alloc_mut(&out_ghost)?.to_vec();
+                let gx = grads.get_or_alloc_mut(&x_ghost)?;
+                gx.par_chunks_mut(CHUNK)
+                    .zip(gy.par_chunks(CHUNK).zip(input.par_chunks(CHUNK)))
+                    .for_each(|(gx, (gy, x))| {
+                        for ((gx, &gy), &x) in gx.iter_mut().zip(gy).zip(x) {
+                            *gx += gy * gelu_slope(x);
+                        }
+                    });
+                Ok(())
+            });
+        }
+        out.put_tape(tape)
+    }
+
+    fn layer_norm<B: Dim, S: Dim, const M: usize, T: Tape<f32, Self>>(
+        x: Tensor<(B, S, Const<M>), f32, Self, T>,
+        weight: &Tensor<Rank1<M>, f32, Self>,
+        bias: &Tensor<Rank1<M>, f32, Self>,
+        eps: f32,
+    ) -> Tensor<(B, S, Const<M>), f32, Self, T> {
+        let (x, tape) = x.split_tape();
+        let (weight, weight_tape) = weight.retaped::<T>().split_tape();
+        let (bias, bias_tape) = bias.retaped::<T>().split_tape();
+        let mut tape = tape.merge(weight_tape).merge(bias_tape);
+        let input = read(&x);
+        let (w, b) = (read(&weight), read(&bias));
+        let rows = input.len() / M;
+        // Per row: mean and 1 / sqrt(var + eps), kept for the backward pass.
+        let mut stats = vec![(0.0f32, 0.0f32); rows];
+        let mut output = vec![0.0; input.len()];
+        let rows_per_task = (CHUNK / M).max(1);
+        output
+            .par_chunks_mut(rows_per_task * M)
+            .zip(input.par_chunks(rows_per_task * M))
+            .zip(stats.par_chunks_mut(rows_per_task))
+            .for_each(|((y, x), stats)| {
+                for ((y, x), stat) in y.chunks_mut(M).zip(x.chunks(M)).zip(stats) {
+                    let mean = x.iter().sum::<f32>() / M as f32;
+                    let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / M as f32;
+                    let rstd = 1.0 / (var + eps).sqrt();
+                    for i in 0..M {
+                        y[i] = (x[i] - mean) * rstd * w[i] + b[i];
+                    }
+                    *stat = (mean, rstd);
+                }
+            });
+        let out = x.device().tensor_from_vec(output, *x.shape());
+        if T::OWNS_TAPE {
+            let (x_ghost, w_ghost, b_ghost, out_ghost) =
+                (x.ghost(), weight.ghost(), bias.ghost(), out.ghost());
+            tape.add_backward_op(move |grads| {
+                let gy = grads.get_or_alloc_mut(&out_ghost)?.to_vec();
+                // Each task sums its rows' weight and bias gradients; the sums add up after.
+                let gx = grads.get_or_alloc_mut(&x_ghost)?;
+                let partial: Vec<(Vec<f32>, Vec<f32>)> = gx
+                    .par_chunks_mut(rows_per_task * M)
+                    .zip(gy.par_chunks(rows_per_task * M))
+                    .zip(input.par_chunks(rows_per_task * M))
+                    .zip(stats.par_chunks(rows_per_task))
+                    .map(|(((gx, gy), x), stats)| {
+                        let (mut gw, mut gb) = (vec![0.0f32; M], vec![0.0f32; M]);
+                        let mut xhat = [0.0f32; M];
+                        let mut g = [0.0f32; M];
+                        for (((gx, gy), x), &(mean, rstd)) in gx
+                            .chunks_mut(M)
+                            .zip(gy.chunks(M))
+                            .zip(x.chunks(M))
+                            .zip(stats)
+                        {
+                            let (mut mean_g, mut mean_gx) = (0.0f32, 0.0f32);
+                            for i in 0..M {
+                                xhat[i] = (x[i] - mean) * rstd;
+                                g[i] = gy[i] * w[i];
+                                mean_g += g[i];
+                                mean_gx += g[i] * xhat[i];
+                                gw[i] += gy[i] * xhat[i];
+                                gb[i] += gy[i];
+                            }
+                            mean_g /= M as f32;
+                            mean_gx /= M as f32;
+                            for i in 0..M {
+                                gx[i] += rstd * (g[i] - mean_g - xhat[i] * mean_gx);
+                            }
+                        }
+                        (gw, gb)
+                    })
+                    .collect();
+                let gw = grads.get_or_alloc_mut(&w_ghost)?;
+                for (part, _) in &partial {
+                    for (g, p) in gw.iter_mut().zip(part) {
+                        *g += p;
+                    }
+                }
+                let gb = grads.get_or_alloc_mut(&b_ghost)?;
+                for (_, part) in &partial {
+                    for (g, p) in gb.iter_mut().zip(part) {
+                        *g += p;
+                    }
+                }
+                Ok(())
+            });
+        }
+        out.put_tape(tape)
+    }
+
+    fn dropout<S: Shape, T: Tape<f32, Self>>(
+        x: Tensor<S, f32, Self, T>,
+        p: f32,
+    ) -> Tensor<S, f32, Self, T> {
+        let (x, mut tape) = x.split_tape();
+        let keep = 1.0 - p;
+        let seed = x.device().random_u64();
+        let mut output = read(&x);
+        output
+            .par_chunks_mut(CHUNK)
+            .enumerate()
+            .for_each(|(chunk, y)| {
+                let mut mask = vec![0.0; y.len()];
+                keep_mask(seed, chunk as u64, keep, &mut mask);
+                for (y, m) in y.iter_mut().zip(&mask) {
+                    *y *= m;
+                }
+            });
+        let out = x.device().tensor_from_vec(output, *x.shape());
+        if T::OWNS_TAPE {
+            let (x_ghost, out_ghost) = (x.ghost(), out.ghost());
+            tape.add_backward_op(move |grads| {
+                let gy = grads.get_or_alloc_mut(&out_ghost)?.to_vec();
+                let gx = grads.get_or_alloc_mut(&x_ghost)?;
+                gx.par_chunks_mut(CHUNK)
+                    .zip(gy.par_chunks(CHUNK))
+                    .enumerate()
+                    .for_each(|(chunk, (gx, gy))| {
+                        let mut mask = vec![0.0; gx.len()];
+                        keep_mask(seed, chunk as u64, keep, &mut mask);
+                        for ((gx, gy), m) in gx.iter_mut().zip(gy).zip(&mask) {
+                            *gx += gy * m;
+                        }
+                    });
+                Ok(())
+            });
+        }
+        out.put_tape(tape)
+    }
+
+    fn attention<
+        B: Dim,
+        const S: usize,
+        const H: usize,
+        const DH: usize,
+        const DIM: usize,
+        const QKV: usize,
+        T: Tape<f32, Self>,
+    >(
+        qkv: Tensor<(B, Const<S>, Const<QKV>), f32, Self, T>,
+        attention_dropout: f32,
+        mode: Mode,
+        want_maps: bool,
+    ) -> (
+        Tensor<(B, Const<S>, Const<DIM>), f32, Self, T>,
+        Option<AttentionMaps<B, H, S, Self>>,
+    ) {
+        let batch = qkv.shape().0;
+        let layout = QkvLayout::fused(batch.size(), H, S, DH);
+        cpu_attention::attention_op(qkv, layout, batch, attention_dropout, mode, want_maps)
+    }
+
+    fn attention_per_head<
+        B: Dim,
+        const S: usize,
+        const H: usize,
+        const DH: usize,
+        const DIM: usize,
+        T: Tape<f32, Self>,
+    >(
+        qkv: Tensor<(Const<3>, Const<H>, usize, Const<DH>), f32, Self, T>,
+        batch: B,
+        attention_dropout: f32,
+        mode: Mode,
+        want_maps: bool,
+    ) -> (
+        Tensor<(B, Const<S>, Const<DIM>), f32, Self, T>,
+        Option<AttentionMaps<B, H, S, Self>>,
+    ) {
+        let layout = QkvLayout::per_head(batch.size(), H, S, DH);
+        cpu_attention::attention_op(qkv, layout, batch, attention_dropout, mode, want_maps)
+    }
+}

@@ -1,0 +1,192 @@
+//! The CPU kernels against their composite twins: same values, same gradients.
+use super::{composite, Kernels};
+use crate::nn::Mode;
+use dfdx::prelude::*;
+
+const TOL: f32 = 1e-5;
+
+fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f32) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths");
+    let worst = got
+        .iter()
+        .zip(want)
+        .map(|(a, b)| (a - b).abs() / (1.0 + b.abs()))
+        .fold(0.0f32, f32::max);
+    assert!(
+        worst <= tol,
+        "{what}: max relative difference {worst} > {tol}"
+    );
+}
+
+#[test]
+fn fused_gelu_matches_composite_values_and_gradients() {
+    let dev = Cpu::seed_from_u64(1);
+    let x: Tensor<Rank2<37, 41>, f32, _> = dev.sample_normal::<Rank2<37, 41>>() * 2.0;
+    let r: Tensor<Rank2<37, 41>, f32, _> = dev.sample_normal();
+    let fused = <Cpu as Kernels>::gelu(x.leaky_trace());
+    let reference = composite::gelu(x.leaky_trace());
+    assert_close("values", &fused.as_vec(), &reference.as_vec(), TOL);
+    let g_fused = (fused * r.clone()).sum().backward();
+    let g_reference = (reference * r).sum().backward();
+    assert_close(
+        "grad",
+        &g_fused.get(&x).as_vec(),
+        &g_reference.get(&x).as_vec(),
+        TOL,
+    );
+}
+
+#[test]
+fn fused_layer_norm_matches_composite_values_and_gradients() {
+    let dev = Cpu::seed_from_u64(2);
+    let x: Tensor<Rank3<3, 7, 24>, f32, _> = dev.sample_normal::<Rank3<3, 7, 24>>() * 3.0 + 1.0;
+    let w: Tensor<Rank1<24>, f32, _> = dev.sample_normal();
+    let b: Tensor<Rank1<24>, f32, _> = dev.sample_normal();
+    let r: Tensor<Rank3<3, 7, 24>, f32, _> = dev.sample_normal();
+    let run = |fused: bool| {
+        let xt = x.leaky_trace();
+        let y = if fused {
+            <Cpu as Kernels>::layer_norm(xt, &w, &b, 1e-5)
+        } else {
+            composite::layer_norm(xt, &w, &b, 1e-5)
+        };
+        let values = y.as_vec();
+        let grads = (y * r.clone()).sum().backward();
+        (values, grads)
+    };
+    let (v_fused, g_fused) = run(true);
+    let (v_ref, g_ref) = run(false);
+    assert_close("values", &v_fused, &v_ref, TOL);
+    for (name, fused, reference) in [
+        ("x", g_fused.get(&x).as_vec(), g_ref.get(&x).as_vec()),
+        ("weight", g_fused.get(&w).as_vec(), g_ref.get(&w).as_vec()),
+        ("bias", g_fused.get(&b).as_vec(), g_ref.get(&b).as_vec()),
+    ] {
+        assert_close(name, &fused, &reference, 1e-4);
+    }
+}
+
+#[test]
+fn fused_dropout_zeroes_about_p_scales_survivors_and_routes_gradients_through_the_mask() {
+    let dev = Cpu::seed_from_u64(3);
+    let x: Tensor<Rank1<100_000>, f32, _> = dev.ones() + 1.0;
+    let y = <Cpu as Kernels>::dropout(x.leaky_trace(), 0.25);
+    let values = y.as_vec();
+    let dropped = values.iter().filter(|&&v| v == 0.0).count() as f64 / values.len() as f64;
+    assert!((dropped - 0.25).abs() < 0.01, "dropped fraction {dropped}");
+    assert!(values
+        .iter()
+        .all(|&v| v == 0.0 || (v - 2.0 / 0.75).abs() < 1e-6));
+    let grads = y.sum().backward();
+    for (g, v) in grads.get(&x).as_vec().iter().zip(&values) {
+        assert_eq!(*g, v / 2.0, "gradient is the mask");
+    }
+    // The same device seed gives the same mask.
+    let again =
+        <Cpu as Kernels>::dropout(Cpu::seed_from_u64(3).ones::<Rank1<100_000>>() + 1.0, 0.25);
+    assert_eq!(again.as_vec(), values);
+}
+
+const B: usize = 3;
+const S: usize = 6;
+const H: usize = 2;
+const DH: usize = 4;
+const DIM: usize = H * DH;
+const QKV: usize = 3 * DIM;
+
+type Maps = Option<Tensor<(usize, Const<H>, Const<S>, Const<S>), f32, Cpu>>;
+
+/// Values, attention maps and `d(sum(out * r)) / d qkv` of one attention implementation.
+fn run_attention<Qs: Shape>(
+    qkv: &Tensor<Qs, f32, Cpu>,
+    attention: impl Fn(
+        Tensor<Qs, f32, Cpu, OwnedTape<f32, Cpu>>,
+    ) -> (
+        Tensor<(usize, Const<S>, Const<DIM>), f32, Cpu, OwnedTape<f32, Cpu>>,
+        Maps,
+    ),
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let r: Tensor<(usize, Const<S>, Const<DIM>), f32, _> =
+        Cpu::seed_from_u64(9).sample_normal_like(&(B, Const, Const));
+    let (out, maps) = attention(qkv.leaky_trace());
+    let values = out.as_vec();
+    let grads = (out * r).sum().backward();
+    (
+        values,
+        maps.expect("maps asked for").as_vec(),
+        grads.get(qkv).as_vec(),
+    )
+}
+
+#[test]
+fn fused_attention_matches_composite_for_timm_qkv_layout() {
+    let dev = Cpu::seed_from_u64(4);
+    let qkv: Tensor<(usize, Const<S>, Const<QKV>), f32, _> =
+        dev.sample_normal_like(&(B, Const, Const));
+    let fused = run_attention(&qkv, |x| {
+        <Cpu as Kernels>::attention::<usize, S, H, DH, DIM, QKV, _>(x, 0.0, Mode::Eval, true)
+    });
+    let reference = run_attention(&qkv, |x| {
+        composite::attention::<usize, S, H, DH, DIM, QKV, Cpu, _>(x, 0.0, Mode::Eval, true)
+    });
+    assert_close("values", &fused.0, &reference.0, TOL);
+    assert_close("maps", &fused.1, &reference.1, TOL);
+    assert_close("grad", &fused.2, &reference.2, 1e-4);
+}
+
+#[test]
+fn fused_attention_matches_composite_for_per_head_layout() {
+    let dev = Cpu::seed_from_u64(5);
+    let qkv: Tensor<(Const<3>, Const<H>, usize, Const<DH>), f32, _> =
+        dev.sample_normal_like(&(Const, Const, B * S, Const));
+    let fused = run_attention(&qkv, |x| {
+        <Cpu as Kernels>::attention_per_head::<usize, S, H, DH, DIM, _>(x, B, 0.0, Mode::Eval, true)
+    });
+    let reference = run_attention(&qkv, |x| {
+        composite::attention_per_head::<usize, S, H, DH, DIM, Cpu, _>(x, B, 0.0, Mode::Eval, true)
+    });
+    assert_close("values", &fused.0, &reference.0, TOL);
+    assert_close("maps", &fused.1, &reference.1, TOL);
+    assert_close("grad", &fused.2, &reference.2, 1e-4);
+}
+
+/// With attention dropout the masks of the two versions differ, so the fused op's
+/// gradient is checked against central differences (a device seeded alike redraws the
+/// same mask on every evaluation).
+#[test]
+fn fused_attention_with_dropout_has_finite_difference_gradients() {
+    let qkv: Vec<f32> = Cpu::seed_from_u64(6)
+        .sample_normal_like::<(usize, Const<S>, Const<QKV>)>(&(B, Const, Const))
+        .as_vec();
+    let r = Cpu::seed_from_u64(7)
+        .sample_normal_like::<(usize, Const<S>, Const<DIM>)>(&(B, Const, Const))
+        .as_vec();
+    let loss = |values: &[f32]| -> (f64, Vec<f32>) {
+        let dev = Cpu::seed_from_u64(8);
+        let x = dev.tensor_from_vec(values.to_vec(), (B, Const::<S>, Const::<QKV>));
+        let (out, _) = <Cpu as Kernels>::attention::<usize, S, H, DH, DIM, QKV, _>(
+            x.leaky_trace(),
+            0.3,
+            Mode::Train,
+            false,
+        );
+        let r = dev.tensor_from_vec(r.clone(), (B, Const::<S>, Const::<DIM>));
+        let total = (out * r).sum();
+        let value = total.as_vec()[0] as f64;
+        (value, total.backward().get(&x).as_vec())
+    };
+    let (_, analytic) = loss(&qkv);
+    let h = 1e-2f32;
+    for index in (0..qkv.len()).step_by(7) {
+        let mut plus = qkv.clone();
+        plus[index] += h;
+        let mut minus = qkv.clone();
+        minus[index] -= h;
+        let numeric = (loss(&plus).0 - loss(&minus).0) / (2.0 * h as f64);
+        assert!(
+            (numeric - analytic[index] as f64).abs() < 2e-3 * (1.0 + numeric.abs()),
+            "qkv[{index}]: analytic {} vs numeric {numeric}",
+            analytic[index]
+        );
+    }
+}
