@@ -1,7 +1,7 @@
-//! Parity with PyTorch: the reference models of `bench/pytorch/models.py`, with random
-//! weights, saved their weights, an input batch and their outputs in
+//! Parity with PyTorch: the reference models of `bench/pytorch/models.py`, given random
+//! weights, wrote those weights, an input batch and their outputs (computed in float64) to
 //! `tests/fixtures/parity/<spec>.safetensors` (`bench/pytorch/make_parity_fixtures.py`).
-//! Loaded by name into the generated models, those weights must give the same logits and
+//! Loaded by name into the generated models, the weights must give the same logits and
 //! attention maps within 1e-4, for every spec. No PyTorch is needed to run this.
 use std::path::{Path, PathBuf};
 use vit_runtime::dfdx::prelude::*;
@@ -20,7 +20,7 @@ fn fixture_path(spec: &str) -> PathBuf {
         .join(format!("{spec}.safetensors"))
 }
 
-/// A fixture's non-weight tensors: `(shape, values)` by name.
+/// A fixture file; [`Fixture::tensor`] reads its non-weight tensors.
 struct Fixture {
     bytes: Vec<u8>,
 }
