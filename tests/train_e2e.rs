@@ -432,6 +432,90 @@ fn checkpoint_of_another_spec_is_rejected_naming_the_tensor() {
     }
 }
 
+/// A weight file of PyTorch's reference model (`bench/pytorch/make_parity_fixtures.py`):
+/// the weights plus 3 `fixture.*` tensors that no model has.
+fn pytorch_weights(spec: &str) -> PathBuf {
+    repo().join(format!("tests/fixtures/parity/{spec}.safetensors"))
+}
+
+/// `vit-runtime eval <model> --device cpu --data-dir <repo>/data --weights <weights>`.
+fn eval_weights(cwd: &Path, model: &str, weights: &Path) -> Command {
+    let mut command = cli(
+        cwd,
+        &["eval", model, "--device", "cpu", "--limit-test", "100"],
+    );
+    command
+        .arg("--data-dir")
+        .arg(repo().join("data"))
+        .arg("--weights")
+        .arg(weights);
+    command
+}
+
+#[test]
+fn eval_reads_pytorch_weights_and_names_what_does_not_fit() {
+    let tmp = TempDir::new().unwrap();
+    let weights = pytorch_weights("lightvit");
+    let out = output(&mut eval_weights(tmp.path(), "lightvit", &weights));
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("from weights"), "{stdout}");
+    assert!(
+        stderr.contains("warning: 3 tensor(s)") && stderr.contains("fixture.logits"),
+        "the unused fixture tensors should be named:\n{stderr}"
+    );
+
+    let stderr = fail(&mut eval_weights(tmp.path(), "vit", &weights));
+    assert!(
+        stderr.contains("tensor `patch_embed.proj.weight`"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("saved from spec"), "{stderr}");
+}
+
+#[test]
+fn train_with_weights_starts_from_them_and_its_checkpoint_loads_as_weights() {
+    // At learning rate 0 the weights after an epoch are exactly the initial ones.
+    let tmp = TempDir::new().unwrap();
+    let out = tmp.path().join("lightvit");
+    let weights = pytorch_weights("lightvit");
+    let mut command = train(
+        "lightvit",
+        &out,
+        &[
+            "--epochs",
+            "1",
+            "--limit-train",
+            "256",
+            "--limit-test",
+            "100",
+            "--lr",
+            "0",
+        ],
+    );
+    let stdout = succeed(command.arg("--weights").arg(&weights));
+    assert!(stdout.contains("initial weights of `lightvit`"), "{stdout}");
+    let checkpoint = out.join("checkpoint.safetensors");
+    let trained: Vec<_> = tensors(&checkpoint)
+        .into_iter()
+        .filter(|(name, _)| !name.starts_with("optimizer."))
+        .collect();
+    let initial: Vec<_> = tensors(&weights)
+        .into_iter()
+        .filter(|(name, _)| !name.starts_with("fixture."))
+        .collect();
+    assert!(trained == initial, "the run did not start from --weights");
+
+    // A checkpoint is also a weight file; its optimiser moments are not reported as unused.
+    let out = output(&mut eval_weights(tmp.path(), "lightvit", &checkpoint));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        !text(&out.stderr).contains("warning"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
 #[test]
 fn missing_checkpoint_error_states_its_cause_once() {
     let tmp = TempDir::new().unwrap();
@@ -476,6 +560,7 @@ fn unknown_model_and_bad_flags_are_clear_errors() {
         "--limit-train",
         "--limit-test",
         "--teacher",
+        "--weights",
     ];
     // `--out` must appear as a whole flag, not as the start of another (`--out-dir`).
     let mentions = |flag: &str| {

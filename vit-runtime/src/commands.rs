@@ -154,6 +154,7 @@ fn run_options<M: ModelSpec>(args: &TrainArgs, out: PathBuf) -> RunOptions {
         recipe,
         out_dir: out,
         resume: args.resume,
+        init_weights: args.weights.clone(),
         data_dir: args.common.data_dir.clone(),
         limit_train: args.limit_train,
         limit_test: args.common.limit_test,
@@ -199,6 +200,7 @@ where
                     lr: None,
                     batch_size: None,
                     teacher: None,
+                    weights: None,
                     ..args.clone()
                 };
                 train_plain::<Teacher, D>(&teacher_args)?;
@@ -276,12 +278,21 @@ fn finish<M: ModelSpec>(options: &RunOptions, report: &RunReport) -> anyhow::Res
 fn eval_model<M: ImageClassifier<C, H, W, K, D>, D: SeededDevice>(
     args: &EvalArgs,
 ) -> anyhow::Result<()> {
-    let path = args
-        .checkpoint
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("runs").join(M::NAME).join(train::CHECKPOINT));
     let dev = D::seeded(0)?;
-    let (model, state) = train::load_for_eval::<M, C, H, W, K, D>(&path, &dev)?;
+    let (model, origin) = match &args.weights {
+        Some(path) => (
+            train::load_weights_for_eval::<M, C, H, W, K, D>(path, &dev)?,
+            format!("weights {}", path.display()),
+        ),
+        None => {
+            let path = args
+                .checkpoint
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("runs").join(M::NAME).join(train::CHECKPOINT));
+            let (model, state) = train::load_for_eval::<M, C, H, W, K, D>(&path, &dev)?;
+            (model, format!("{} (epoch {})", path.display(), state.epoch))
+        }
+    };
     let recipe = M::RECIPE;
     let splits = vit_runtime::data::load(recipe.dataset, args.common.data_dir.as_deref())?
         .limit(None, args.common.limit_test);
@@ -291,12 +302,7 @@ fn eval_model<M: ImageClassifier<C, H, W, K, D>, D: SeededDevice>(
     };
     let loader = vit_runtime::data::Loader::new(std::sync::Arc::new(splits.test), config)?;
     let evaluation = train::evaluate::<M, C, H, W, K, D>(&model, &loader, &dev)?;
-    println!(
-        "`{}` from {} (epoch {}):",
-        M::NAME,
-        path.display(),
-        state.epoch
-    );
+    println!("`{}` from {origin}:", M::NAME);
     print!(
         "{}",
         evaluation.confusion.table(&recipe.dataset.class_names())

@@ -22,7 +22,8 @@ struct Cli {
 enum Command {
     /// Train a model with its spec's recipe (flags override parts of it).
     Train(TrainArgs),
-    /// Evaluate a checkpoint on the test set: accuracy, per-class accuracy, confusion matrix.
+    /// Evaluate a checkpoint (or PyTorch weights) on the test set: accuracy, per-class
+    /// accuracy, confusion matrix.
     Eval(EvalArgs),
     /// List every compiled spec with its parameters, tokens, dims and forward FLOPs.
     Models,
@@ -71,6 +72,12 @@ pub struct TrainArgs {
     /// Continue from the run directory's checkpoint (same seed, same data order and schedule).
     #[arg(long)]
     resume: bool,
+    /// Start from these weights instead of a random init: a safetensors file with the
+    /// model's timm tensor names, such as `safetensors.torch.save_file(model.state_dict(),
+    /// PATH)` of a model of bench/pytorch/models.py, or a vit-rs checkpoint. With
+    /// --resume, a checkpoint in the run directory takes precedence.
+    #[arg(long, value_name = "PATH")]
+    weights: Option<PathBuf>,
     /// Train on the first N training images only (smoke runs).
     #[arg(long)]
     limit_train: Option<usize>,
@@ -93,6 +100,11 @@ pub struct EvalArgs {
     /// Checkpoint to evaluate (default: `runs/<model>/checkpoint.safetensors`).
     #[arg(long)]
     checkpoint: Option<PathBuf>,
+    /// Evaluate these weights instead of a checkpoint: a safetensors file with the model's
+    /// timm tensor names, such as `safetensors.torch.save_file(model.state_dict(), PATH)`
+    /// of a model of bench/pytorch/models.py (no run state needed).
+    #[arg(long, value_name = "PATH", conflicts_with = "checkpoint")]
+    weights: Option<PathBuf>,
     #[command(flatten)]
     common: CommonArgs,
 }

@@ -2,6 +2,10 @@
 //! moments (`optimizer.m.<name>`, `optimizer.v.<name>`) and the run state in its
 //! metadata. Written to a temporary file and renamed, so a crash leaves either the
 //! previous checkpoint or the new one, never half of one.
+//!
+//! [`load_weights`] reads the weights alone from any safetensors file with those names,
+//! e.g. a PyTorch `state_dict` saved with `safetensors.torch.save_file` (see
+//! `bench/pytorch/models.py`).
 use super::optim::{Moments, Optimizer};
 use ::safetensors::tensor::{Dtype as SafeDtype, SafeTensors, TensorView};
 use dfdx::nn::tensor_collection::{
@@ -9,7 +13,7 @@ use dfdx::nn::tensor_collection::{
     ViewTensorRef,
 };
 use dfdx::prelude::*;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -27,12 +31,14 @@ pub enum CheckpointError {
     #[error("{path} is not a safetensors file: {reason}")]
     Format { path: PathBuf, reason: String },
     #[error(
-        "{path} does not fit model `{model}`: tensor `{tensor}` {problem} (the checkpoint was saved from spec `{saved}`)"
+        "{path} does not fit model `{model}`: tensor `{tensor}` {problem}{}",
+        .saved.as_ref().map(|s| format!(" (the checkpoint was saved from spec `{s}`)")).unwrap_or_default()
     )]
     Mismatch {
         path: PathBuf,
         model: String,
-        saved: String,
+        /// The spec a vit-rs checkpoint was saved from; `None` for plain weight files.
+        saved: Option<String>,
         tensor: String,
         problem: String,
     },
@@ -143,28 +149,116 @@ where
     M: TensorCollection<f32, D> + Clone,
     D: Device<f32>,
 {
-    let bytes = std::fs::read(path).map_err(|source| CheckpointError::Read {
+    let bytes = read(path)?;
+    let file = parse(path, &bytes)?;
+    let state = state(&bytes).ok_or_else(|| CheckpointError::Format {
+        path: path.into(),
+        reason: format!("no `{STATE_KEY}` metadata: not written by vit-rs"),
+    })?;
+    let filled = fill(path, &file, model, model_name, Some(&state.spec))?;
+    if let Some(optimizer) = optimizer {
+        optimizer.step = state.step;
+        optimizer.moments = filled
+            .trainable
+            .iter()
+            .filter_map(|name| {
+                let m = read_f32(&file, &format!("optimizer.m.{name}"))?;
+                let v = read_f32(&file, &format!("optimizer.v.{name}"))?;
+                Some(Moments {
+                    name: name.clone(),
+                    m,
+                    v,
+                })
+            })
+            .collect();
+        if optimizer.moments.len() != filled.trainable.len() {
+            optimizer.moments.clear();
+        }
+    }
+    Ok(state)
+}
+
+/// Loads the weights of `model` by name from any safetensors file: a plain weight file
+/// (e.g. a PyTorch `state_dict` with the timm names of `bench/pytorch/models.py`) or a
+/// vit-rs checkpoint, whose optimiser state and run state are then ignored.
+///
+/// Every tensor of the model (fixed sinusoidal positions included) must be in the file
+/// as F32 with the model's shape; the first that is not is named in the error, and the
+/// model is left unchanged in that case. Returns the names of the file's tensors that
+/// the model has no use for (sorted; a checkpoint's optimiser moments are not counted),
+/// so that a caller can warn about them.
+pub fn load_weights<M, D>(
+    path: &Path,
+    model: &mut M,
+    model_name: &str,
+) -> Result<Vec<String>, CheckpointError>
+where
+    M: TensorCollection<f32, D> + Clone,
+    D: Device<f32>,
+{
+    let bytes = read(path)?;
+    let file = parse(path, &bytes)?;
+    let saved = state(&bytes).map(|s| s.spec);
+    let filled = fill(path, &file, model, model_name, saved.as_deref())?;
+    let moments = |name: &str| saved.is_some() && name.starts_with("optimizer.");
+    let mut unused: Vec<String> = file
+        .names()
+        .into_iter()
+        .filter(|name| !filled.all.contains(*name) && !moments(name))
+        .cloned()
+        .collect();
+    unused.sort();
+    Ok(unused)
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, CheckpointError> {
+    std::fs::read(path).map_err(|source| CheckpointError::Read {
         path: path.into(),
         source,
-    })?;
-    let format = |reason: String| CheckpointError::Format {
-        path: path.into(),
-        reason,
-    };
-    let file = SafeTensors::deserialize(&bytes).map_err(|e| format(e.to_string()))?;
-    let (_, metadata) = SafeTensors::read_metadata(&bytes).map_err(|e| format(e.to_string()))?;
-    let state: State = metadata
-        .metadata()
-        .as_ref()
-        .and_then(|m| m.get(STATE_KEY))
-        .and_then(|s| serde_json::from_str(s).ok())
-        .ok_or_else(|| format(format!("no `{STATE_KEY}` metadata: not written by vit-rs")))?;
+    })
+}
 
+fn parse<'a>(path: &Path, bytes: &'a [u8]) -> Result<SafeTensors<'a>, CheckpointError> {
+    SafeTensors::deserialize(bytes).map_err(|e| CheckpointError::Format {
+        path: path.into(),
+        reason: e.to_string(),
+    })
+}
+
+/// The run state of a vit-rs checkpoint; `None` for other safetensors files.
+fn state(bytes: &[u8]) -> Option<State> {
+    let (_, metadata) = SafeTensors::read_metadata(bytes).ok()?;
+    let text = metadata.metadata().as_ref()?.get(STATE_KEY)?.clone();
+    serde_json::from_str(&text).ok()
+}
+
+/// What [`fill`] learnt of the model's tensors.
+struct Filled {
+    /// All their names.
+    all: HashSet<String>,
+    /// The trainable ones, in visiting (the optimiser's) order.
+    trainable: Vec<String>,
+}
+
+/// Copies every tensor of `model` from `file`, or changes nothing and names the first
+/// missing or misshapen one.
+fn fill<M, D>(
+    path: &Path,
+    file: &SafeTensors,
+    model: &mut M,
+    model_name: &str,
+    saved: Option<&str>,
+) -> Result<Filled, CheckpointError>
+where
+    M: TensorCollection<f32, D> + Clone,
+    D: Device<f32>,
+{
     let mut staged = model.clone();
     let mut fill = Fill {
-        file: &file,
+        file,
         first_error: None,
-        names: Vec::new(),
+        all: Default::default(),
+        trainable: Vec::new(),
     };
     let walked = M::iter_tensors(&mut RecursiveWalker {
         m: (&mut staged, String::new()),
@@ -177,32 +271,16 @@ where
         return Err(CheckpointError::Mismatch {
             path: path.into(),
             model: model_name.into(),
-            saved: state.spec.clone(),
+            saved: saved.map(str::to_string),
             tensor,
             problem,
         });
     }
     *model = staged;
-    if let Some(optimizer) = optimizer {
-        optimizer.step = state.step;
-        optimizer.moments = fill
-            .names
-            .iter()
-            .filter_map(|name| {
-                let m = read_f32(&file, &format!("optimizer.m.{name}"))?;
-                let v = read_f32(&file, &format!("optimizer.v.{name}"))?;
-                Some(Moments {
-                    name: name.clone(),
-                    m,
-                    v,
-                })
-            })
-            .collect();
-        if optimizer.moments.len() != fill.names.len() {
-            optimizer.moments.clear();
-        }
-    }
-    Ok(state)
+    Ok(Filled {
+        all: fill.all,
+        trainable: fill.trainable,
+    })
 }
 
 /// The spec YAML stored in a checkpoint, if any.
@@ -246,8 +324,10 @@ impl<D: Device<f32>> TensorVisitor<f32, D> for Collect {
 struct Fill<'a> {
     file: &'a SafeTensors<'a>,
     first_error: Option<(String, String)>,
+    /// Names of all tensors visited.
+    all: HashSet<String>,
     /// Names of trainable tensors, in visiting order (the optimiser's order).
-    names: Vec<String>,
+    trainable: Vec<String>,
 }
 
 impl<D: Device<f32>> TensorVisitor<f32, D> for Fill<'_> {
@@ -261,8 +341,9 @@ impl<D: Device<f32>> TensorVisitor<f32, D> for Fill<'_> {
         opts: TensorOptions<S, f32, D>,
         (t, name): (&mut Tensor<S, f32, D>, String),
     ) -> Result<Option<Tensor<S, f32, D>>, Self::Err> {
+        self.all.insert(name.clone());
         if opts.do_gradient_update {
-            self.names.push(name.clone());
+            self.trainable.push(name.clone());
         }
         if self.first_error.is_some() {
             return Ok(None);

@@ -34,6 +34,10 @@ pub struct RunOptions {
     pub out_dir: PathBuf,
     /// Continue from `out_dir/checkpoint.safetensors` if it exists.
     pub resume: bool,
+    /// Start from these weights (any safetensors file with the model's tensor names,
+    /// see [`checkpoint::load_weights`]) instead of the seed's random init; a checkpoint
+    /// to resume from takes precedence.
+    pub init_weights: Option<PathBuf>,
     pub data_dir: Option<PathBuf>,
     pub limit_train: Option<usize>,
     pub limit_test: Option<usize>,
@@ -111,11 +115,18 @@ where
             M::NAME,
             checkpoint_path.display()
         );
-    } else if options.resume {
-        println!(
-            "no checkpoint in {}: starting from scratch",
-            options.out_dir.display()
-        );
+    } else {
+        if options.resume {
+            println!(
+                "no checkpoint in {}: starting from scratch",
+                options.out_dir.display()
+            );
+        }
+        if let Some(path) = &options.init_weights {
+            let unused = checkpoint::load_weights(path, &mut model, M::NAME)?;
+            println!("initial weights of `{}` from {}", M::NAME, path.display());
+            warn_unused(path, &unused);
+        }
     }
     let mut log = MetricsLog::open(&options.out_dir.join(METRICS), done)?;
 
@@ -373,6 +384,18 @@ pub fn epoch_line(r: &Record, epochs: usize) -> String {
     )
 }
 
+/// Says which tensors of a weight file a model did not use (a sign of a naming mismatch).
+pub fn warn_unused(path: &Path, unused: &[String]) {
+    if !unused.is_empty() {
+        eprintln!(
+            "warning: {} tensor(s) of {} are not part of the model: {}",
+            unused.len(),
+            path.display(),
+            unused.join(", ")
+        );
+    }
+}
+
 /// Loads a checkpoint for evaluation, checking it belongs to `M`.
 pub fn load_for_eval<M, const C: usize, const H: usize, const W: usize, const K: usize, D>(
     path: &Path,
@@ -385,4 +408,20 @@ where
     let mut model = M::build(dev);
     let state = checkpoint::load(path, &mut model, M::NAME, None)?;
     Ok((model, state))
+}
+
+/// Builds `M` with the weights of any safetensors file that names them as `M` does (a
+/// PyTorch `state_dict`, a vit-rs checkpoint), for evaluation.
+pub fn load_weights_for_eval<M, const C: usize, const H: usize, const W: usize, const K: usize, D>(
+    path: &Path,
+    dev: &D,
+) -> anyhow::Result<M>
+where
+    D: SeededDevice,
+    M: ImageClassifier<C, H, W, K, D>,
+{
+    let mut model = M::build(dev);
+    let unused = checkpoint::load_weights(path, &mut model, M::NAME)?;
+    warn_unused(path, &unused);
+    Ok(model)
 }
