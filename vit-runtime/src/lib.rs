@@ -9,6 +9,7 @@ extern crate self as vit_runtime;
 pub mod bench;
 pub mod data;
 pub mod device;
+pub mod memory;
 pub mod model;
 pub mod models;
 pub mod nn;

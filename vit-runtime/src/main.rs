@@ -151,6 +151,7 @@ fn parse_dataset(name: &str) -> Result<Dataset, String> {
 }
 
 fn main() -> std::process::ExitCode {
+    vit_runtime::memory::keep_freed_memory();
     match run(Cli::parse()) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {

@@ -6,6 +6,7 @@
 //! windows stacked into an im2col matrix, and one matmul. Pooling reduces the same stacked
 //! windows with a max or a mean. vit-macros computes every output size and passes it in as a const
 //! parameter; the `CHECK` consts prove the sizes consistent at compile time.
+use super::kernels::{Kernels, Window};
 use dfdx::prelude::*;
 
 /// How a pooling window is reduced.
@@ -133,7 +134,7 @@ impl<
         const WI: usize,
         const HO: usize,
         const WO: usize,
-        D: Device<f32>,
+        D: Kernels,
     > Conv2d<CI, CO, K, STRIDE, PAD, HI, WI, HO, WO, f32, D>
 {
     /// `(B, CI, HI, WI) -> (B, CO, HO, WO)`.
@@ -144,11 +145,14 @@ impl<
         let () = Self::CHECK;
         let b = x.shape().0;
         let x = x.reshape_like(&(b.size(), CI, HI, WI));
-        // im2col: (K*K, B, CI, HO, WO) -> (B*HO*WO, K*K*CI), window-major like the weight below.
-        let columns = windows(x, K, STRIDE, PAD, (HO, WO))
-            .stack()
-            .permute::<_, Axes5<1, 3, 4, 0, 2>>()
-            .reshape_like(&(b.size() * HO * WO, K * K * CI));
+        // im2col: (B*HO*WO, K*K*CI), window-major like the weight below.
+        let window = Window {
+            k: K,
+            stride: STRIDE,
+            padding: PAD,
+            out: (HO, WO),
+        };
+        let columns = D::unfold(x, window);
         // PyTorch's (CO, CI, K, K) weight, reordered to (K*K*CI, CO).
         let weight = self
             .weight
@@ -199,7 +203,7 @@ fn pad<D: Device<f32>, T: Tape<f32, D>>(
 
 /// The `K*K` views a `K x K` window with `stride` and zero `padding` visits, in (row, column)
 /// order: view `(ky, kx)` is `padded[.., .., ky + stride*i, kx + stride*j]` for `i < HO, j < WO`.
-fn windows<D: Device<f32>, T: Tape<f32, D>>(
+pub(crate) fn windows<D: Device<f32>, T: Tape<f32, D>>(
     x: Maps<D, T>,
     k: usize,
     stride: usize,
@@ -250,7 +254,7 @@ pub fn pool2d<
     const WI: usize,
     const HO: usize,
     const WO: usize,
-    D: Device<f32>,
+    D: Kernels,
     T: Tape<f32, D>,
 >(
     x: Tensor<(B, Const<C>, Const<HI>, Const<WI>), f32, D, T>,
@@ -285,17 +289,18 @@ pub fn pool2d<
     }
     let () = Check::<HI, WI, K, STRIDE, HO, WO>::OK;
     let b = x.shape().0;
-    let stacked = windows(
-        x.reshape_like(&(b.size(), C, HI, WI)),
-        K,
-        STRIDE,
-        0,
-        (HO, WO),
-    )
-    .stack();
+    let x = x.reshape_like(&(b.size(), C, HI, WI));
+    let window = Window {
+        k: K,
+        stride: STRIDE,
+        padding: 0,
+        out: (HO, WO),
+    };
     let pooled = match pool {
-        Pool::Max => stacked.max::<_, Axis<0>>(),
-        Pool::Avg => stacked.mean::<_, Axis<0>>(),
+        Pool::Max => D::max_pool(x, window),
+        Pool::Avg => windows(x, K, STRIDE, 0, (HO, WO))
+            .stack()
+            .mean::<_, Axis<0>>(),
     };
     pooled
         .try_realize::<(B, Const<C>, Const<HO>, Const<WO>)>()

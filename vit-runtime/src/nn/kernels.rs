@@ -10,6 +10,7 @@
 pub mod composite;
 mod cpu;
 mod cpu_attention;
+mod cpu_conv;
 #[cfg(test)]
 mod tests;
 
@@ -70,8 +71,35 @@ impl QkvLayout {
     }
 }
 
+/// A `(B, C, H, W)` batch of feature maps with dynamic dims, as the conv kernels take it.
+pub type Maps<D, T> = Tensor<(usize, usize, usize, usize), f32, D, T>;
+
+/// A conv or pool window: `k x k`, moved by `stride`, over a zero border of `padding`,
+/// giving an `out.0 x out.1` output grid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub k: usize,
+    pub stride: usize,
+    pub padding: usize,
+    pub out: (usize, usize),
+}
+
 /// The fused ops a device offers; every method has the composite dfdx version as default.
 pub trait Kernels: Device<f32> {
+    /// im2col: `(B, C, H, W) -> (B * HO * WO, K * K * C)`, each row one window with its
+    /// columns in `(ky, kx, c)` order.
+    fn unfold<T: Tape<f32, Self>>(
+        x: Maps<Self, T>,
+        window: Window,
+    ) -> Tensor<(usize, usize), f32, Self, T> {
+        composite::unfold(x, window)
+    }
+
+    /// Max pooling (no padding): `(B, C, H, W) -> (B, C, HO, WO)`.
+    fn max_pool<T: Tape<f32, Self>>(x: Maps<Self, T>, window: Window) -> Maps<Self, T> {
+        composite::max_pool(x, window)
+    }
+
     /// The exact (erf) GELU, `x * Phi(x)`.
     fn gelu<S: Shape, T: Tape<f32, Self>>(x: Tensor<S, f32, Self, T>) -> Tensor<S, f32, Self, T> {
         composite::gelu(x)

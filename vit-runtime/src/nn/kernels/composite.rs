@@ -1,6 +1,8 @@
 //! The fused ops built from dfdx's own ops: what non-CPU devices run, and the reference
 //! the CPU kernels are tested against.
+use super::{Maps, Window};
 use crate::nn::attention::AttentionMaps;
+use crate::nn::cnn::windows;
 use crate::nn::Mode;
 use dfdx::prelude::*;
 
@@ -118,4 +120,25 @@ pub fn attend<
         weights
     };
     (weights.matmul(v), maps)
+}
+
+/// See [`super::Kernels::unfold`]: the `K*K` strided views stacked, `(K*K, B, C, HO, WO)`,
+/// reordered to `(B, HO, WO, K*K, C)`.
+pub fn unfold<D: Device<f32>, T: Tape<f32, D>>(
+    x: Maps<D, T>,
+    w: Window,
+) -> Tensor<(usize, usize), f32, D, T> {
+    let (b, c, _, _) = *x.shape();
+    let (ho, wo) = w.out;
+    windows(x, w.k, w.stride, w.padding, w.out)
+        .stack()
+        .permute::<_, Axes5<1, 3, 4, 0, 2>>()
+        .reshape_like(&(b * ho * wo, w.k * w.k * c))
+}
+
+/// See [`super::Kernels::max_pool`].
+pub fn max_pool<D: Device<f32>, T: Tape<f32, D>>(x: Maps<D, T>, w: Window) -> Maps<D, T> {
+    windows(x, w.k, w.stride, 0, w.out)
+        .stack()
+        .max::<_, Axis<0>>()
 }

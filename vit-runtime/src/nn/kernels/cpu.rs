@@ -5,8 +5,8 @@
 //! adds a backward closure that owns what the gradient needs. Inputs must be contiguous
 //! (outputs of matmuls, additions or other ops, not permuted views); every caller in
 //! `nn` passes such tensors.
-use super::cpu_attention;
-use super::{Kernels, QkvLayout};
+use super::{cpu_attention, cpu_conv};
+use super::{Kernels, Maps, QkvLayout, Window};
 use crate::nn::attention::AttentionMaps;
 use crate::nn::Mode;
 use dfdx::prelude::*;
@@ -51,6 +51,17 @@ pub(super) fn keep_mask(seed: u64, chunk: u64, keep: f32, out: &mut [f32]) {
 }
 
 impl Kernels for Cpu {
+    fn unfold<T: Tape<f32, Self>>(
+        x: Maps<Self, T>,
+        window: Window,
+    ) -> Tensor<(usize, usize), f32, Self, T> {
+        cpu_conv::unfold(x, window)
+    }
+
+    fn max_pool<T: Tape<f32, Self>>(x: Maps<Self, T>, window: Window) -> Maps<Self, T> {
+        cpu_conv::max_pool(x, window)
+    }
+
     fn gelu<S: Shape, T: Tape<f32, Self>>(x: Tensor<S, f32, Self, T>) -> Tensor<S, f32, Self, T> {
         let (x, mut tape) = x.split_tape();
         let input = read(&x);

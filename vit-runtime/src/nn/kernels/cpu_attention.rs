@@ -63,6 +63,9 @@ struct Head {
     q: Vec<f32>,
     k: Vec<f32>,
     v: Vec<f32>,
+    /// `kᵀ` and `vᵀ` (`DH x S`), so that rows of scores vectorise along tokens.
+    kt: Vec<f32>,
+    vt: Vec<f32>,
     /// Dropout mask (`0` or `1 / keep`), `S x S`.
     mask: Vec<f32>,
 }
@@ -74,6 +77,8 @@ impl Head {
             q: vec![0.0; s * dh],
             k: vec![0.0; s * dh],
             v: vec![0.0; s * dh],
+            kt: vec![0.0; s * dh],
+            vt: vec![0.0; s * dh],
             mask: vec![0.0; s * s],
         }
     }
@@ -89,6 +94,25 @@ impl Head {
             for s in 0..l.tokens {
                 let src = base + s * l.token_stride;
                 dst[s * dh..(s + 1) * dh].copy_from_slice(&qkv[src..src + dh]);
+            }
+        }
+        let tokens = l.tokens;
+        for s in 0..tokens {
+            for d in 0..dh {
+                self.kt[d * tokens + s] = self.k[s * dh + d];
+                self.vt[d * tokens + s] = self.v[s * dh + d];
+            }
+        }
+    }
+
+    /// `row = scale · Σ_d a[d] · mᵀ[d]`: one row of `a mᵀ` from the transposed `mᵀ`.
+    fn row_times_transposed(a: &[f32], mt: &[f32], scale: f32, row: &mut [f32]) {
+        let s = row.len();
+        row.fill(0.0);
+        for (d, &ad) in a.iter().enumerate() {
+            let ad = ad * scale;
+            for (r, &m) in row.iter_mut().zip(&mt[d * s..(d + 1) * s]) {
+                *r += ad * m;
             }
         }
     }
@@ -119,18 +143,12 @@ fn forward(qkv: &[f32], l: QkvLayout, keep: Option<(f32, u64)>) -> (Vec<f32>, Ve
                     head.fill_mask(keep, &l, b, h);
                     for i in 0..s {
                         let row = &mut p[i * s..(i + 1) * s];
-                        let qi = &head.q[i * dh..(i + 1) * dh];
-                        for (j, score) in row.iter_mut().enumerate() {
-                            let kj = &head.k[j * dh..(j + 1) * dh];
-                            *score = scale * qi.iter().zip(kj).map(|(a, b)| a * b).sum::<f32>();
-                        }
+                        Head::row_times_transposed(&head.q[i * dh..(i + 1) * dh], &head.kt, scale, row);
                         softmax_in_place(row);
                         let o = &mut out[i * dim + h * dh..i * dim + (h + 1) * dh];
+                        let mask = &head.mask[i * s..(i + 1) * s];
                         for (j, &pij) in row.iter().enumerate() {
-                            let a = match keep {
-                                Some(_) => pij * head.mask[i * s + j],
-                                None => pij,
-                            };
+                            let a = if keep.is_some() { pij * mask[j] } else { pij };
                             for (o, &v) in o.iter_mut().zip(&head.v[j * dh..(j + 1) * dh]) {
                                 *o += a * v;
                             }

@@ -190,3 +190,50 @@ fn fused_attention_with_dropout_has_finite_difference_gradients() {
         );
     }
 }
+
+/// Values and input gradient (against weights `r`) of a conv-kernel implementation.
+fn run_maps<O: Shape>(
+    x: &Tensor<(usize, usize, usize, usize), f32, Cpu>,
+    op: impl Fn(
+        Tensor<(usize, usize, usize, usize), f32, Cpu, OwnedTape<f32, Cpu>>,
+    ) -> Tensor<O, f32, Cpu, OwnedTape<f32, Cpu>>,
+) -> (Vec<f32>, Vec<f32>) {
+    let y = op(x.leaky_trace());
+    let r: Tensor<O, f32, Cpu> = Cpu::seed_from_u64(11).sample_normal_like(y.shape());
+    let values = y.as_vec();
+    let grads = (y * r).sum().backward();
+    (values, grads.get(x).as_vec())
+}
+
+#[test]
+fn fused_unfold_matches_composite_with_padding_and_stride() {
+    use super::Window;
+    let dev = Cpu::seed_from_u64(10);
+    let x = dev.sample_normal_like(&(2usize, 3usize, 7usize, 6usize));
+    for window in [
+        Window { k: 3, stride: 1, padding: 1, out: (7, 6) },
+        Window { k: 3, stride: 2, padding: 1, out: (4, 3) },
+        Window { k: 2, stride: 2, padding: 0, out: (3, 3) },
+    ] {
+        let fused = run_maps(&x, |x| <Cpu as Kernels>::unfold(x, window));
+        let reference = run_maps(&x, |x| composite::unfold(x, window));
+        assert_close(&format!("{window:?} values"), &fused.0, &reference.0, TOL);
+        assert_close(&format!("{window:?} grad"), &fused.1, &reference.1, TOL);
+    }
+}
+
+#[test]
+fn fused_max_pool_matches_composite() {
+    use super::Window;
+    let dev = Cpu::seed_from_u64(12);
+    let x = dev.sample_normal_like(&(2usize, 3usize, 7usize, 6usize));
+    for window in [
+        Window { k: 2, stride: 2, padding: 0, out: (3, 3) },
+        Window { k: 3, stride: 1, padding: 0, out: (5, 4) },
+    ] {
+        let fused = run_maps(&x, |x| <Cpu as Kernels>::max_pool(x, window));
+        let reference = run_maps(&x, |x| composite::max_pool(x, window));
+        assert_close(&format!("{window:?} values"), &fused.0, &reference.0, TOL);
+        assert_close(&format!("{window:?} grad"), &fused.1, &reference.1, TOL);
+    }
+}
