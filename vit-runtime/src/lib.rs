@@ -8,6 +8,7 @@ extern crate self as vit_runtime;
 
 pub mod data;
 pub mod device;
+pub mod inspect;
 pub mod model;
 pub mod models;
 pub mod nn;
