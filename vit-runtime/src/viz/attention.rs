@@ -23,7 +23,8 @@ pub struct GridRow {
 #[derive(Debug, Clone, PartialEq)]
 pub struct AttentionGrid {
     pub title: String,
-    pub subtitle: String,
+    /// Lines under the title: where the maps come from, how they were made.
+    pub subtitle: Vec<String>,
     /// Two lines per map column.
     pub headers: Vec<[String; 2]>,
     pub rows: Vec<GridRow>,
@@ -35,7 +36,6 @@ pub struct AttentionGrid {
 const SCALE: usize = 6;
 const GAP: usize = 18;
 const LABEL_WIDTH: usize = 170;
-const TOP: usize = 110;
 const BAR_HEIGHT: usize = 90;
 /// Weight of the heat map over the grey image.
 const ALPHA: f32 = 0.55;
@@ -48,7 +48,10 @@ pub fn plot_attention(path: &Path, grid: &AttentionGrid) -> Result<(), PlotError
     let (cell_w, cell_h) = (w * SCALE, h * SCALE);
     let columns = grid.headers.len() + 1;
     let width = LABEL_WIDTH + columns * (cell_w + GAP);
-    let height = TOP + grid.rows.len() * (cell_h + GAP) + BAR_HEIGHT;
+    // Title, subtitle lines, two header lines, then the rows.
+    let header_y = 48 + 18 * grid.subtitle.len();
+    let top = header_y + 52;
+    let height = top + grid.rows.len() * (cell_h + GAP) + BAR_HEIGHT;
     let root = BitMapBackend::new(path, (width as u32, height as u32)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(&e))?;
 
@@ -60,19 +63,21 @@ pub fn plot_attention(path: &Path, grid: &AttentionGrid) -> Result<(), PlotError
     };
     let mid = (width / 2) as i32;
     text(&root, &grid.title, (mid, 10), centred(22)).map_err(|e| err(&e))?;
-    text(&root, &grid.subtitle, (mid, 40), centred(14)).map_err(|e| err(&e))?;
+    for (i, line) in grid.subtitle.iter().enumerate() {
+        text(&root, line, (mid, 40 + 18 * i as i32), centred(14)).map_err(|e| err(&e))?;
+    }
     let column_x = |c: usize| (LABEL_WIDTH + c * (cell_w + GAP)) as i32;
     let headers = std::iter::once(["image".to_string(), "(test set)".to_string()])
         .chain(grid.headers.iter().cloned());
     for (c, lines) in headers.enumerate() {
         let x = column_x(c) + cell_w as i32 / 2;
         for (i, line) in lines.iter().enumerate() {
-            text(&root, line, (x, 68 + 18 * i as i32), centred(14)).map_err(|e| err(&e))?;
+            text(&root, line, (x, (header_y + 18 * i) as i32), centred(14)).map_err(|e| err(&e))?;
         }
     }
 
     for (r, row) in grid.rows.iter().enumerate() {
-        let y = (TOP + r * (cell_h + GAP)) as i32;
+        let y = (top + r * (cell_h + GAP)) as i32;
         let left = ("sans-serif", 15).into_font().into_text_style(&root);
         for (i, line) in row.label.iter().enumerate() {
             let last = i + 1 == row.label.len();
@@ -202,7 +207,7 @@ mod tests {
         };
         let grid = AttentionGrid {
             title: "t".into(),
-            subtitle: "s".into(),
+            subtitle: vec!["s".into()],
             headers: vec![["a".into(), "b".into()], ["c".into(), "d".into()]],
             rows: vec![row(true), row(false)],
             size,
@@ -215,6 +220,6 @@ mod tests {
         let width = u32::from_be_bytes(bytes[16..20].try_into().unwrap()) as usize;
         let height = u32::from_be_bytes(bytes[20..24].try_into().unwrap()) as usize;
         assert_eq!(width, LABEL_WIDTH + 3 * (4 * SCALE + GAP));
-        assert_eq!(height, TOP + 2 * (4 * SCALE + GAP) + BAR_HEIGHT);
+        assert_eq!(height, 48 + 18 + 52 + 2 * (4 * SCALE + GAP) + BAR_HEIGHT);
     }
 }
