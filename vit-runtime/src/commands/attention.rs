@@ -11,8 +11,9 @@ use vit_runtime::data::Split;
 use vit_runtime::device::{DeviceChoice, SeededDevice};
 use vit_runtime::dfdx::prelude::*;
 use vit_runtime::inspect::{self, export, resample, BlockSpan, Dims, Fusion, RawSpec, View};
-use vit_runtime::model::ImageClassifier;
+use vit_runtime::model::{AttentionRecord, ImageClassifier};
 use vit_runtime::models::{Cnn, Deit, Lightvit, Vit};
+use vit_runtime::recipe::Dataset;
 use vit_runtime::train;
 use vit_runtime::viz::{self, AttentionGrid, GridRow};
 
@@ -117,75 +118,13 @@ fn run<M: ImageClassifier<C, H, W, K, D>, D: SeededDevice>(
     }
     let out = output_path(args, &checkpoint)?;
     let recipe = M::RECIPE;
-    let test = vit_runtime::data::load(recipe.dataset, args.data_dir.as_deref())?.test;
-    if (test.rows(), test.cols()) != (H, W) {
-        bail!(
-            "the {} test images are {}x{}, the model takes {H}x{W}",
-            recipe.dataset.name(),
-            test.rows(),
-            test.cols()
-        );
-    }
-    let indices = choose_images(args, &test, recipe.dataset.name())?;
-
+    let sample = sample(args, recipe.dataset)?;
     let dev = D::seeded(0)?;
     let (model, state) = train::load_for_eval::<M, C, H, W, K, D>(&checkpoint, &dev)?;
-    let norm = Normalizer::new(recipe.normalize);
-    let pixels: Vec<&[u8]> = indices
-        .iter()
-        .map(|&i| test.image(i).context("image index checked above"))
-        .collect::<anyhow::Result<_>>()?;
-    let input: Vec<f32> = pixels
-        .iter()
-        .flat_map(|p| p.iter().map(|&v| norm.apply(v)))
-        .collect();
-    let x = dev.tensor_from_vec(input, (indices.len(), Const::<C>, Const::<H>, Const::<W>));
-    let predictions: Vec<usize> = model
-        .predict(x.clone())
-        .as_vec()
-        .chunks(K)
-        .map(train::loss::argmax)
-        .collect();
-    let record = model
-        .attention(x)
-        .with_context(|| format!("`{}` returned no attention maps", M::NAME))?;
+    let (predictions, record) = look::<M, D>(&model, &sample, recipe.normalize, &dev)?;
     let maps = inspect::class_maps(&record, &views)?;
 
-    let names = recipe.dataset.class_names();
-    let labels: Vec<usize> = indices
-        .iter()
-        .map(|&i| {
-            test.label(i)
-                .map(usize::from)
-                .context("index checked above")
-        })
-        .collect::<anyhow::Result<_>>()?;
-    let grid_len = record.grid.0 * record.grid.1;
-    let rows = indices
-        .iter()
-        .enumerate()
-        .map(|(b, &index)| {
-            let name = |k: usize| names.get(k).copied().unwrap_or("?");
-            let per_image = &maps[b * views.len() * grid_len..(b + 1) * views.len() * grid_len];
-            GridRow {
-                label: vec![
-                    format!("test #{index}"),
-                    format!("true: {}", name(labels[b])),
-                    format!("pred: {}", name(predictions[b])),
-                ],
-                correct: labels[b] == predictions[b],
-                image: pixels[b].iter().map(|&v| f32::from(v) / 255.0).collect(),
-                maps: per_image
-                    .chunks(grid_len)
-                    .map(|map| {
-                        let mut up = resample::upsample_bilinear(map, record.grid, (H, W));
-                        resample::normalise_unit(&mut up);
-                        up
-                    })
-                    .collect(),
-            }
-        })
-        .collect::<Vec<_>>();
+    let rows = grid_rows(&sample, &predictions, &maps, record.grid, recipe.dataset);
     let correct = rows.iter().filter(|r| r.correct).count();
     let grid = AttentionGrid {
         title: format!(
@@ -219,8 +158,8 @@ fn run<M: ImageClassifier<C, H, W, K, D>, D: SeededDevice>(
             maps: &maps,
             images: &images,
             image_size: (H, W),
-            indices: &indices,
-            labels: &labels,
+            indices: &sample.indices,
+            labels: &sample.labels,
             predictions: &predictions,
             metadata: vec![
                 ("model".into(), M::NAME.into()),
@@ -230,12 +169,115 @@ fn run<M: ImageClassifier<C, H, W, K, D>, D: SeededDevice>(
             ],
         },
     )?;
-    for (row, &index) in grid.rows.iter().zip(&indices) {
+    for (row, &index) in grid.rows.iter().zip(&sample.indices) {
         println!("test #{index}: {}, {}", row.label[1], row.label[2]);
     }
     println!("columns: {}", columns.join(" | "));
     println!("wrote {} and {}", out.display(), numbers.display());
     Ok(())
+}
+
+/// The chosen test images: their places in the test set, pixels and labels.
+struct Sample {
+    indices: Vec<usize>,
+    pixels: Vec<Vec<u8>>,
+    labels: Vec<usize>,
+}
+
+/// Loads the test set and picks the images of `--images` / `--count`.
+fn sample(args: &AttentionArgs, dataset: Dataset) -> anyhow::Result<Sample> {
+    let test = vit_runtime::data::load(dataset, args.data_dir.as_deref())?.test;
+    if (test.rows(), test.cols()) != (H, W) {
+        bail!(
+            "the {} test images are {}x{}, the model takes {H}x{W}",
+            dataset.name(),
+            test.rows(),
+            test.cols()
+        );
+    }
+    let indices = choose_images(args, &test, dataset.name())?;
+    let pixels = indices
+        .iter()
+        .map(|&i| test.image(i).map(<[u8]>::to_vec))
+        .collect::<Option<Vec<_>>>()
+        .context("image indices were checked against the test set")?;
+    let labels = indices
+        .iter()
+        .map(|&i| test.label(i).map(usize::from))
+        .collect::<Option<Vec<_>>>()
+        .context("image indices were checked against the test set")?;
+    Ok(Sample {
+        indices,
+        pixels,
+        labels,
+    })
+}
+
+/// The model's predictions and attention maps for the sample, normalised as in training.
+fn look<M: ImageClassifier<C, H, W, K, D>, D: SeededDevice>(
+    model: &M,
+    sample: &Sample,
+    normalize: vit_runtime::recipe::Normalize,
+    dev: &D,
+) -> anyhow::Result<(Vec<usize>, AttentionRecord)> {
+    let norm = Normalizer::new(normalize);
+    let input: Vec<f32> = sample
+        .pixels
+        .iter()
+        .flat_map(|p| p.iter().map(|&v| norm.apply(v)))
+        .collect();
+    let shape = (sample.indices.len(), Const::<C>, Const::<H>, Const::<W>);
+    let x = dev.tensor_from_vec(input, shape);
+    let predictions = model
+        .predict(x.clone())
+        .as_vec()
+        .chunks(K)
+        .map(train::loss::argmax)
+        .collect();
+    let record = model
+        .attention(x)
+        .with_context(|| format!("`{}` returned no attention maps", M::NAME))?;
+    Ok((predictions, record))
+}
+
+/// One grid row per image: its label lines, pixels and display maps (upsampled to the image,
+/// scaled to [0, 1]). `maps` is `(images, columns, grid)` as [`inspect::class_maps`] gives.
+fn grid_rows(
+    sample: &Sample,
+    predictions: &[usize],
+    maps: &[f32],
+    grid: (usize, usize),
+    dataset: Dataset,
+) -> Vec<GridRow> {
+    let names = dataset.class_names();
+    let name = |k: usize| names.get(k).copied().unwrap_or("?");
+    let per_image = maps.len() / sample.indices.len().max(1);
+    sample
+        .indices
+        .iter()
+        .zip(maps.chunks(per_image.max(1)))
+        .enumerate()
+        .map(|(b, (&index, image_maps))| GridRow {
+            label: vec![
+                format!("test #{index}"),
+                format!("true: {}", name(sample.labels[b])),
+                format!("pred: {}", name(predictions[b])),
+            ],
+            correct: sample.labels[b] == predictions[b],
+            image: sample.pixels[b]
+                .iter()
+                .map(|&v| f32::from(v) / 255.0)
+                .collect(),
+            maps: image_maps
+                .chunks(grid.0 * grid.1)
+                .map(|map| {
+                    let mut up = resample::upsample_bilinear(map, grid, (H, W));
+                    resample::normalise_unit(&mut up);
+                    up
+                })
+                .collect(),
+        })
+        .collect()
 }
 
 /// The grid's columns, checked against the model before anything is loaded.
