@@ -251,3 +251,35 @@ fn bad_sweep_lists_are_clear_errors() {
         "a failed sweep left a run"
     );
 }
+
+#[test]
+fn help_explains_every_flag_of_attention_and_sweep() {
+    let tmp = tempfile::tempdir().unwrap();
+    for command in ["attention", "sweep"] {
+        let out = output(
+            Command::new(BIN)
+                .args([command, "--help"])
+                .current_dir(tmp.path()),
+        );
+        let help = String::from_utf8_lossy(&out.stdout).into_owned();
+        let lines: Vec<&str> = help.lines().collect();
+        let mut flags = 0;
+        for (i, line) in lines.iter().enumerate() {
+            if !line.trim_start().starts_with("--") {
+                continue;
+            }
+            flags += 1;
+            // clap's long help puts a flag's doc comment on the lines under it.
+            let doc = lines.get(i + 1).map(|l| l.trim()).unwrap_or("");
+            assert!(
+                !doc.is_empty() && !doc.starts_with('-'),
+                "`{command} --help`: {} has no explanation:\n{help}",
+                line.trim()
+            );
+        }
+        assert!(
+            flags >= 12,
+            "`{command} --help` lists {flags} flags:\n{help}"
+        );
+    }
+}
