@@ -243,6 +243,54 @@ fn deit_attention_maps_are_6_blocks_of_4_heads_over_51_tokens() {
     check_attention_maps!(Deit<f32, Cpu>, 6, 4, 51);
 }
 
+/// Rollout (`vit_runtime::inspect`) of a generated model's maps: every setting gives a joint
+/// matrix whose rows sum to 1, and a class-token map over exactly the 7x7 patch grid (after
+/// the class token, and DeiT's distillation token).
+macro_rules! check_rollout {
+    ($model:ty, $prefix:expr) => {{
+        use vit_runtime::inspect::{self, BlockSpan, Fusion, View};
+        let model: $model = build(3);
+        let x: Tensor<(usize, Const<1>, Const<28>, Const<28>), f32, Cpu> =
+            Cpu::seed_from_u64(42).sample_normal_like(&(2usize, Const, Const, Const));
+        let record = model.attention(x).expect("a ViT has attention");
+        assert_eq!((record.prefix_tokens, record.grid), ($prefix, (7, 7)));
+        let dims = inspect::dims(&record);
+        let views = View::columns(
+            &Fusion::ALL,
+            &[0.0, 0.9],
+            &[BlockSpan::ALL, "1..".parse().unwrap()],
+            &["last:0".parse().unwrap(), "0:min".parse().unwrap()],
+        );
+        for image in record.data.chunks(dims.image_len()) {
+            for view in &views {
+                let joint = view.matrix(image, dims).unwrap();
+                assert_eq!(joint.len(), dims.tokens * dims.tokens);
+                let raw_min = matches!(view, View::Raw(r) if r.head == inspect::Head::Fused(Fusion::Min));
+                for (r, row) in joint.chunks(dims.tokens).enumerate() {
+                    let sum: f32 = row.iter().sum();
+                    assert!(row.iter().all(|&w| w >= 0.0), "{view:?} row {r}");
+                    // The element-wise min of softmax rows is not a distribution.
+                    if !raw_min {
+                        assert!((sum - 1.0).abs() <= 1e-4, "{view:?} row {r} sums to {sum}");
+                    }
+                }
+            }
+        }
+        let maps = inspect::class_maps(&record, &views).unwrap();
+        assert_eq!(maps.len(), 2 * views.len() * 49);
+    }};
+}
+
+#[test]
+fn lightvit_rollout_rows_stay_stochastic_and_map_the_7x7_grid() {
+    check_rollout!(Lightvit<f32, Cpu>, 1);
+}
+
+#[test]
+fn deit_rollout_skips_both_prefix_tokens_and_maps_the_7x7_grid() {
+    check_rollout!(Deit<f32, Cpu>, 2);
+}
+
 #[test]
 fn cnn_has_no_attention_record() {
     let model: Cnn<f32, Cpu> = build(2);

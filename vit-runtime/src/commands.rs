@@ -7,6 +7,9 @@ use vit_runtime::model::{ImageClassifier, ModelSpec, Summary};
 use vit_runtime::models::{Cnn, Deit, Lightvit, Vit};
 use vit_runtime::train::{self, RunOptions, RunReport};
 
+pub mod attention;
+pub mod sweep;
+
 /// Every spec compiled into this binary (one `model!` in `vit_runtime::models` each).
 pub const MODELS: [&str; 4] = ["lightvit", "vit", "deit", "cnn"];
 

@@ -10,6 +10,7 @@ pub mod bench;
 pub mod data;
 pub mod device;
 pub mod memory;
+pub mod inspect;
 pub mod model;
 pub mod models;
 pub mod nn;

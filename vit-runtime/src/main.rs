@@ -32,6 +32,12 @@ enum Command {
     /// Measure training and inference throughput and peak memory of a model on random
     /// inputs (compare with PyTorch: `python3 bench/compare.py`).
     Bench(BenchArgs),
+    /// Attention maps of a trained ViT over test images: rollout and raw maps side by side
+    /// in a PNG grid, the numbers in a safetensors file beside it.
+    Attention(commands::attention::AttentionArgs),
+    /// Train one run per learning rate / batch size; plot their test accuracy per epoch,
+    /// print a table and name the best.
+    Sweep(commands::sweep::SweepArgs),
 }
 
 /// Options shared by commands that run a model.
@@ -192,6 +198,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Resolved::Cpu => commands::eval::<vit_runtime::dfdx::tensor::Cpu>(&args),
             #[cfg(feature = "cuda")]
             Resolved::Cuda => commands::eval::<vit_runtime::dfdx::tensor::Cuda>(&args),
+        }),
+        Command::Attention(args) => on_device(args.device, |kind| match kind {
+            Resolved::Cpu => {
+                commands::attention::attention::<vit_runtime::dfdx::tensor::Cpu>(&args)
+            }
+            #[cfg(feature = "cuda")]
+            Resolved::Cuda => {
+                commands::attention::attention::<vit_runtime::dfdx::tensor::Cuda>(&args)
+            }
+        }),
+        Command::Sweep(args) => on_device(args.device(), |kind| match kind {
+            Resolved::Cpu => commands::sweep::sweep::<vit_runtime::dfdx::tensor::Cpu>(&args),
+            #[cfg(feature = "cuda")]
+            Resolved::Cuda => commands::sweep::sweep::<vit_runtime::dfdx::tensor::Cuda>(&args),
         }),
     }
 }

@@ -11,6 +11,7 @@ pub mod loss;
 pub mod metrics;
 pub mod optim;
 pub mod schedule;
+pub mod sweep;
 
 use crate::data::{self, Loader, LoaderConfig};
 use crate::device::SeededDevice;

@@ -1,15 +1,20 @@
-//! Plots people would rather look at than read: training curves and confusion matrices.
+//! Plots people would rather look at than read: training curves, confusion matrices,
+//! attention grids and sweeps.
 //!
 //! Text is drawn with an embedded DejaVu Sans (see `assets/DejaVuSans.LICENSE`), so plots
 //! render the same everywhere, without a system font library.
 
+pub mod attention;
 pub mod confusion;
 pub mod curves;
+pub mod sweep;
 
 use std::sync::Once;
 
+pub use attention::{plot_attention, AttentionGrid, GridRow};
 pub use confusion::plot_confusion;
 pub use curves::plot_curves;
+pub use sweep::{plot_sweep, SweepSeries};
 
 const FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
 

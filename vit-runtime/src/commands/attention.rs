@@ -1,0 +1,336 @@
+//! `attention`: where a trained ViT's class token looks, over a few test images, as a PNG
+//! grid (one column per rollout or raw setting) and a safetensors file of the numbers.
+use super::{C, H, K, W};
+use crate::known_model;
+use anyhow::{bail, Context};
+use clap::Args;
+use rand::SeedableRng;
+use std::path::{Path, PathBuf};
+use vit_runtime::data::augment::Normalizer;
+use vit_runtime::data::Split;
+use vit_runtime::device::{DeviceChoice, SeededDevice};
+use vit_runtime::dfdx::prelude::*;
+use vit_runtime::inspect::{self, export, resample, BlockSpan, Dims, Fusion, RawSpec, View};
+use vit_runtime::model::{AttentionRecord, ImageClassifier};
+use vit_runtime::models::{Cnn, Deit, Lightvit, Vit};
+use vit_runtime::recipe::Dataset;
+use vit_runtime::train;
+use vit_runtime::viz::{self, AttentionGrid, GridRow};
+
+#[derive(Args, Clone)]
+pub struct AttentionArgs {
+    /// Spec name (see `models`): a ViT (`lightvit`, `vit`, `deit`); CNNs have no attention.
+    model: String,
+    /// Checkpoint to look into (default: `runs/<model>/checkpoint.safetensors`).
+    #[arg(long)]
+    checkpoint: Option<PathBuf>,
+    /// Test images by index, e.g. `0,5,7`: one grid row each, in this order.
+    #[arg(long, value_delimiter = ',', conflicts_with = "count")]
+    images: Vec<usize>,
+    /// Without --images: this many test images, drawn at random with --seed.
+    #[arg(long, default_value_t = 6)]
+    count: usize,
+    /// Seed of the random choice of --count images.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Rollout columns: how each block's heads become one map, any of `mean`, `max`, `min`
+    /// (one column each).
+    #[arg(long, value_delimiter = ',', default_value = "mean,max,min")]
+    fusion: Vec<Fusion>,
+    /// Rollout: in each block, the fraction of the lowest fused attention weights set to 0
+    /// before rollout, in [0, 1); the class token's own weight is never dropped. A list
+    /// (`0,0.9`) gives a column per value.
+    #[arg(long, value_delimiter = ',', default_value = "0.9", value_parser = parse_discard)]
+    discard: Vec<f64>,
+    /// Rollout: the blocks chained, 0-based: `0..3` (end excluded), `4..` (to the last),
+    /// `2` (one block), `all`. A list (`0..1,4..`) gives a column per range.
+    #[arg(long, value_delimiter = ',', default_value = "all")]
+    blocks: Vec<BlockSpan>,
+    /// Raw attention columns (one block, no rollout): BLOCK:HEAD, BLOCK a number or `last`,
+    /// HEAD a number or `mean`/`max`/`min` of the heads; e.g. `5:0,last:mean`.
+    #[arg(long, value_delimiter = ',', default_value = "last:mean")]
+    raw: Vec<RawSpec>,
+    /// No raw column (only rollout columns).
+    #[arg(long, conflicts_with = "raw")]
+    no_raw: bool,
+    /// No rollout column (only the --raw columns).
+    #[arg(long)]
+    no_rollout: bool,
+    /// Output PNG (default: `attention.png` beside the checkpoint); the numbers go beside it
+    /// with the extension `.safetensors`.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Where to run: `cpu`, `cuda` (needs a build with `--features cuda`), or `auto`.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub device: DeviceChoice,
+    /// Folder holding `mnist/` and `fashion_mnist/` (default: $VIT_DATA_DIR, else `data`).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+fn parse_discard(s: &str) -> Result<f64, String> {
+    let ratio: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number"))?;
+    inspect::rollout::check_discard(ratio)
+        .map(|()| ratio)
+        .map_err(|e| e.to_string())
+}
+
+pub fn attention<D: SeededDevice>(args: &AttentionArgs) -> anyhow::Result<()> {
+    match known_model(&args.model)? {
+        "lightvit" => run::<Lightvit<f32, D>, D>(args),
+        "vit" => run::<Vit<f32, D>, D>(args),
+        "deit" => run::<Deit<f32, D>, D>(args),
+        "cnn" => run::<Cnn<f32, D>, D>(args),
+        other => unreachable!("`{other}` is in MODELS but not dispatched"),
+    }
+}
+
+fn run<M: ImageClassifier<C, H, W, K, D>, D: SeededDevice>(
+    args: &AttentionArgs,
+) -> anyhow::Result<()> {
+    let s = M::SUMMARY;
+    if s.kind != "vit" {
+        bail!(
+            "`{}` is a {}: it has no attention maps; use a ViT spec (lightvit, vit, deit)",
+            M::NAME,
+            s.kind.to_uppercase()
+        );
+    }
+    let dims = Dims {
+        blocks: s.depth,
+        heads: s.heads,
+        tokens: s.tokens,
+    };
+    let views = views(args, dims)?;
+    let checkpoint = args
+        .checkpoint
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("runs").join(M::NAME).join(train::CHECKPOINT));
+    if !checkpoint.exists() {
+        bail!(
+            "no checkpoint at {}: train one with `vit-runtime train {}`, or pass --checkpoint",
+            checkpoint.display(),
+            M::NAME
+        );
+    }
+    let out = output_path(args, &checkpoint)?;
+    let recipe = M::RECIPE;
+    let sample = sample(args, recipe.dataset)?;
+    let dev = D::seeded(0)?;
+    let (model, state) = train::load_for_eval::<M, C, H, W, K, D>(&checkpoint, &dev)?;
+    let (predictions, record) = look::<M, D>(&model, &sample, recipe.normalize, &dev)?;
+    let maps = inspect::class_maps(&record, &views)?;
+
+    let rows = grid_rows(&sample, &predictions, &maps, record.grid, recipe.dataset);
+    let correct = rows.iter().filter(|r| r.correct).count();
+    let grid = AttentionGrid {
+        title: format!(
+            "{}: where the class token looks ({} test images)",
+            M::NAME,
+            recipe.dataset.name()
+        ),
+        subtitle: vec![
+            format!(
+                "checkpoint {} (epoch {}); {correct} of {} predicted right (wrong ones in red)",
+                checkpoint.display(),
+                state.epoch,
+                rows.len()
+            ),
+            "rollout: heads fused per block, lowest weights discarded, identity added, rows renormalised, blocks multiplied".into(),
+        ],
+        headers: views.iter().map(|v| v.header(dims.blocks)).collect(),
+        rows,
+        size: (H, W),
+    };
+    viz::plot_attention(&out, &grid)?;
+
+    let columns: Vec<String> = grid.headers.iter().map(|h| h.join(", ")).collect();
+    let images: Vec<f32> = grid.rows.iter().flat_map(|r| r.image.clone()).collect();
+    let numbers = out.with_extension("safetensors");
+    export::write(
+        &numbers,
+        &export::Export {
+            record: &record,
+            columns: &columns,
+            maps: &maps,
+            images: &images,
+            image_size: (H, W),
+            indices: &sample.indices,
+            labels: &sample.labels,
+            predictions: &predictions,
+            metadata: vec![
+                ("model".into(), M::NAME.into()),
+                ("checkpoint".into(), checkpoint.display().to_string()),
+                ("epoch".into(), state.epoch.to_string()),
+                ("dataset".into(), recipe.dataset.name().into()),
+            ],
+        },
+    )?;
+    for (row, &index) in grid.rows.iter().zip(&sample.indices) {
+        println!("test #{index}: {}, {}", row.label[1], row.label[2]);
+    }
+    println!("columns: {}", columns.join(" | "));
+    println!("wrote {} and {}", out.display(), numbers.display());
+    Ok(())
+}
+
+/// The chosen test images: their places in the test set, pixels and labels.
+struct Sample {
+    indices: Vec<usize>,
+    pixels: Vec<Vec<u8>>,
+    labels: Vec<usize>,
+}
+
+/// Loads the test set and picks the images of `--images` / `--count`.
+fn sample(args: &AttentionArgs, dataset: Dataset) -> anyhow::Result<Sample> {
+    let test = vit_runtime::data::load(dataset, args.data_dir.as_deref())?.test;
+    if (test.rows(), test.cols()) != (H, W) {
+        bail!(
+            "the {} test images are {}x{}, the model takes {H}x{W}",
+            dataset.name(),
+            test.rows(),
+            test.cols()
+        );
+    }
+    let indices = choose_images(args, &test, dataset.name())?;
+    let pixels = indices
+        .iter()
+        .map(|&i| test.image(i).map(<[u8]>::to_vec))
+        .collect::<Option<Vec<_>>>()
+        .context("image indices were checked against the test set")?;
+    let labels = indices
+        .iter()
+        .map(|&i| test.label(i).map(usize::from))
+        .collect::<Option<Vec<_>>>()
+        .context("image indices were checked against the test set")?;
+    Ok(Sample {
+        indices,
+        pixels,
+        labels,
+    })
+}
+
+/// The model's predictions and attention maps for the sample, normalised as in training.
+fn look<M: ImageClassifier<C, H, W, K, D>, D: SeededDevice>(
+    model: &M,
+    sample: &Sample,
+    normalize: vit_runtime::recipe::Normalize,
+    dev: &D,
+) -> anyhow::Result<(Vec<usize>, AttentionRecord)> {
+    let norm = Normalizer::new(normalize);
+    let input: Vec<f32> = sample
+        .pixels
+        .iter()
+        .flat_map(|p| p.iter().map(|&v| norm.apply(v)))
+        .collect();
+    let shape = (sample.indices.len(), Const::<C>, Const::<H>, Const::<W>);
+    let x = dev.tensor_from_vec(input, shape);
+    let predictions = model
+        .predict(x.clone())
+        .as_vec()
+        .chunks(K)
+        .map(train::loss::argmax)
+        .collect();
+    let record = model
+        .attention(x)
+        .with_context(|| format!("`{}` returned no attention maps", M::NAME))?;
+    Ok((predictions, record))
+}
+
+/// One grid row per image: its label lines, pixels and display maps (upsampled to the image,
+/// scaled to [0, 1]). `maps` is `(images, columns, grid)` as [`inspect::class_maps`] gives.
+fn grid_rows(
+    sample: &Sample,
+    predictions: &[usize],
+    maps: &[f32],
+    grid: (usize, usize),
+    dataset: Dataset,
+) -> Vec<GridRow> {
+    let names = dataset.class_names();
+    let name = |k: usize| names.get(k).copied().unwrap_or("?");
+    let per_image = maps.len() / sample.indices.len().max(1);
+    sample
+        .indices
+        .iter()
+        .zip(maps.chunks(per_image.max(1)))
+        .enumerate()
+        .map(|(b, (&index, image_maps))| GridRow {
+            label: vec![
+                format!("test #{index}"),
+                format!("true: {}", name(sample.labels[b])),
+                format!("pred: {}", name(predictions[b])),
+            ],
+            correct: sample.labels[b] == predictions[b],
+            image: sample.pixels[b]
+                .iter()
+                .map(|&v| f32::from(v) / 255.0)
+                .collect(),
+            maps: image_maps
+                .chunks(grid.0 * grid.1)
+                .map(|map| {
+                    let mut up = resample::upsample_bilinear(map, grid, (H, W));
+                    resample::normalise_unit(&mut up);
+                    up
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+/// The grid's columns, checked against the model before anything is loaded.
+fn views(args: &AttentionArgs, dims: Dims) -> anyhow::Result<Vec<View>> {
+    let fusions: &[Fusion] = if args.no_rollout { &[] } else { &args.fusion };
+    let raws: &[RawSpec] = if args.no_raw { &[] } else { &args.raw };
+    let views = View::columns(fusions, &args.discard, &args.blocks, raws);
+    if views.is_empty() {
+        bail!("no columns to draw: --no-rollout and --no-raw leave nothing");
+    }
+    for view in &views {
+        view.check(dims)?;
+    }
+    Ok(views)
+}
+
+/// `--images`, or `--count` indices drawn with `--seed`, all within the test set.
+fn choose_images(args: &AttentionArgs, test: &Split, dataset: &str) -> anyhow::Result<Vec<usize>> {
+    let len = test.len();
+    if !args.images.is_empty() {
+        if let Some(&bad) = args.images.iter().find(|&&i| i >= len) {
+            bail!(
+                "image index {bad} is out of range: the {dataset} test set has {len} images (indices 0 to {})",
+                len - 1
+            );
+        }
+        return Ok(args.images.clone());
+    }
+    if args.count == 0 || args.count > len {
+        bail!(
+            "--count {} must be between 1 and the {len} test images",
+            args.count
+        );
+    }
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(args.seed);
+    let mut chosen = rand::seq::index::sample(&mut rng, len, args.count).into_vec();
+    chosen.sort_unstable();
+    Ok(chosen)
+}
+
+/// `--out`, or `attention.png` beside the checkpoint; its folder is created.
+fn output_path(args: &AttentionArgs, checkpoint: &Path) -> anyhow::Result<PathBuf> {
+    let out = args.out.clone().unwrap_or_else(|| {
+        checkpoint
+            .parent()
+            .unwrap_or(Path::new(""))
+            .join("attention.png")
+    });
+    if out.extension().and_then(|e| e.to_str()) != Some("png") {
+        bail!("--out {} must end in .png", out.display());
+    }
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    Ok(out)
+}

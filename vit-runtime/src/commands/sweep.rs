@@ -1,0 +1,272 @@
+//! `sweep`: one ordinary `train` run per learning rate / batch size, then one plot of their
+//! test accuracy per epoch and a table naming the best.
+use crate::{known_model, CommonArgs, TrainArgs};
+use anyhow::{bail, Context};
+use clap::Args;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use vit_runtime::device::SeededDevice;
+use vit_runtime::model::ModelSpec;
+use vit_runtime::models::{Cnn, Deit, Lightvit, Vit};
+use vit_runtime::train::metrics::MetricsLog;
+use vit_runtime::train::sweep::{self, Prior, RunFile, RunSettings, RunSummary, SweepPoint};
+use vit_runtime::train::METRICS;
+use vit_runtime::viz::{self, SweepSeries};
+
+#[derive(Args, Clone)]
+pub struct SweepArgs {
+    /// Spec name (see `models`); every run uses its recipe except for the swept values.
+    model: String,
+    /// Learning rates to try, e.g. `0.01,0.001,0.0001`: one run each.
+    #[arg(long, value_delimiter = ',', value_parser = parse_lr)]
+    lr: Vec<f64>,
+    /// Batch sizes to try, e.g. `64,128`; with --lr, every combination is run.
+    #[arg(long, value_delimiter = ',', value_parser = parse_batch_size)]
+    batch_size: Vec<usize>,
+    /// Epochs of every run (spec: `train.epochs`).
+    #[arg(long, value_parser = parse_epochs)]
+    epochs: Option<usize>,
+    /// Seed of every run (spec: `train.seed`): the runs differ only in the swept values.
+    #[arg(long)]
+    seed: Option<u64>,
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Train on the first N training images only.
+    #[arg(long)]
+    limit_train: Option<usize>,
+    /// Sweep directory: a run directory per value (`lr-0.001/`...), `sweep.png` and
+    /// `summary.txt` (default: `runs/sweep-<model>`).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// DeiT: the teacher's checkpoint (as for `train`).
+    #[arg(long)]
+    teacher: Option<PathBuf>,
+    /// Write a step line to each run's metrics.jsonl every N steps (0: epoch lines only).
+    #[arg(long, default_value_t = 50)]
+    log_every: usize,
+    /// No progress bars (per-epoch lines are still printed).
+    #[arg(long)]
+    quiet: bool,
+    /// Train every run again, even one that finished with the same settings (by default it
+    /// is reused, and one that was cut off is resumed).
+    #[arg(long)]
+    fresh: bool,
+}
+
+fn parse_lr(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(lr) if lr.is_finite() && lr > 0.0 => Ok(lr),
+        _ => Err(format!("`{s}` is not a positive learning rate")),
+    }
+}
+
+fn parse_epochs(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!(
+            "`{s}` is not a number of epochs (a whole number >= 1)"
+        )),
+    }
+}
+
+fn parse_batch_size(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(b) if b > 0 => Ok(b),
+        _ => Err(format!("`{s}` is not a batch size (a whole number >= 1)")),
+    }
+}
+
+pub fn sweep<D: SeededDevice>(args: &SweepArgs) -> anyhow::Result<()> {
+    match known_model(&args.model)? {
+        "lightvit" => run::<Lightvit<f32, D>, D>(args),
+        "vit" => run::<Vit<f32, D>, D>(args),
+        "deit" => run::<Deit<f32, D>, D>(args),
+        "cnn" => run::<Cnn<f32, D>, D>(args),
+        other => unreachable!("`{other}` is in MODELS but not dispatched"),
+    }
+}
+
+fn run<M: ModelSpec, D: SeededDevice>(args: &SweepArgs) -> anyhow::Result<()> {
+    if args.lr.is_empty() && args.batch_size.is_empty() {
+        bail!("nothing to sweep: give --lr and/or --batch-size lists, e.g. --lr 0.01,0.001");
+    }
+    let points = SweepPoint::grid(&args.lr, &args.batch_size);
+    for (i, p) in points.iter().enumerate() {
+        if points[..i].iter().any(|q| q.dir_name() == p.dir_name()) {
+            bail!("{} is given twice", p.label());
+        }
+    }
+    let epochs = args.epochs.unwrap_or(M::RECIPE.epochs);
+    let dir = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("runs").join(format!("sweep-{}", M::NAME)));
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("cannot create sweep directory {}", dir.display()))?;
+
+    let mut summaries = Vec::new();
+    let mut failures = Vec::new();
+    for (i, point) in points.iter().enumerate() {
+        let run_dir = dir.join(point.dir_name());
+        println!(
+            "\n== sweep run {}/{}: {} -> {}",
+            i + 1,
+            points.len(),
+            point.label(),
+            run_dir.display()
+        );
+        let settings = RunSettings {
+            model: M::NAME.into(),
+            point: *point,
+            epochs,
+            seed: args.seed,
+            limit_train: args.limit_train,
+            limit_test: args.common.limit_test,
+        };
+        let (seconds, reused, stopped) = match train_one::<D>(args, &settings, &run_dir)? {
+            Outcome::Reused(seconds) => (seconds, true, None),
+            Outcome::Trained(seconds) => (Some(seconds), false, None),
+            Outcome::Stopped(error) => {
+                println!("run stopped: {error:#}");
+                (None, false, Some(format!("{error:#}")))
+            }
+        };
+        let records = MetricsLog::read(&run_dir.join(METRICS)).unwrap_or_default();
+        let label = match stopped {
+            Some(_) => format!("{} (stopped)", point.label()),
+            None => point.label(),
+        };
+        let summary = sweep::summarise(label, &records, seconds, reused);
+        match (&summary, stopped) {
+            (_, Some(error)) => failures.push(format!("{}: {error}", point.label())),
+            (None, None) => failures.push(format!("{}: no epoch finished", point.label())),
+            (Some(_), None) => {}
+        }
+        summaries.extend(summary);
+    }
+    report::<M>(args, &dir, epochs, &summaries, &failures)
+}
+
+/// What became of one run.
+enum Outcome {
+    /// Finished earlier with the same settings; its wall time then, if known.
+    Reused(Option<f64>),
+    /// Trained (or resumed) now, in this many seconds.
+    Trained(f64),
+    /// Training stopped with an error (a diverging learning rate, typically).
+    Stopped(anyhow::Error),
+}
+
+/// Trains one run through the ordinary `train` path, unless it already finished.
+fn train_one<D: SeededDevice>(
+    args: &SweepArgs,
+    settings: &RunSettings,
+    run_dir: &Path,
+) -> anyhow::Result<Outcome> {
+    let prior = match args.fresh {
+        true => Prior::None,
+        false => sweep::prior(run_dir, settings),
+    };
+    if let Prior::Finished { seconds } = prior {
+        println!("finished earlier with the same settings: reused (--fresh trains it again)");
+        return Ok(Outcome::Reused(seconds));
+    }
+    std::fs::create_dir_all(run_dir)
+        .with_context(|| format!("cannot create run directory {}", run_dir.display()))?;
+    if prior == Prior::None {
+        // A log of other settings must not be read as this run's if training fails early.
+        match std::fs::remove_file(run_dir.join(METRICS)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).context("cannot remove the old metrics log")
+            }
+            _ => {}
+        }
+    }
+    let mut file = RunFile {
+        settings: settings.clone(),
+        seconds: None,
+    };
+    sweep::write_run_file(run_dir, &file)
+        .with_context(|| format!("cannot write {}", run_dir.join(sweep::RUN_FILE).display()))?;
+    let train_args = TrainArgs {
+        model: args.model.clone(),
+        common: args.common.clone(),
+        epochs: Some(settings.epochs),
+        lr: settings.point.lr,
+        batch_size: settings.point.batch_size,
+        seed: args.seed,
+        out: Some(run_dir.to_path_buf()),
+        resume: prior == Prior::Unfinished,
+        limit_train: args.limit_train,
+        teacher: args.teacher.clone(),
+        weights: None,
+        log_every: args.log_every,
+        quiet: args.quiet,
+    };
+    let started = Instant::now();
+    if let Err(error) = super::train::<D>(&train_args) {
+        return Ok(Outcome::Stopped(error));
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    file.seconds = Some(seconds);
+    sweep::write_run_file(run_dir, &file)
+        .with_context(|| format!("cannot write {}", run_dir.join(sweep::RUN_FILE).display()))?;
+    Ok(Outcome::Trained(seconds))
+}
+
+/// Prints and saves the table, draws the plot; an error if no run finished an epoch.
+fn report<M: ModelSpec>(
+    args: &SweepArgs,
+    dir: &Path,
+    epochs: usize,
+    summaries: &[RunSummary],
+    failures: &[String],
+) -> anyhow::Result<()> {
+    let mut table = sweep::table(summaries);
+    for failure in failures {
+        table += &format!("failed: {failure}\n");
+    }
+    println!("\n{table}");
+    std::fs::write(dir.join("summary.txt"), &table)
+        .with_context(|| format!("cannot write {}", dir.join("summary.txt").display()))?;
+    if summaries.is_empty() {
+        bail!("no run of the sweep finished an epoch (see above)");
+    }
+    let swept = match (args.lr.is_empty(), args.batch_size.is_empty()) {
+        (false, true) => "learning-rate sweep",
+        (true, false) => "batch-size sweep",
+        _ => "learning-rate x batch-size sweep",
+    };
+    let recipe = M::RECIPE;
+    let mut title = format!(
+        "{} on {}, {swept}: {epochs} epochs, seed {}",
+        M::NAME,
+        recipe.dataset.name(),
+        args.seed.unwrap_or(recipe.seed)
+    );
+    if let Some(n) = args.limit_train {
+        title += &format!(", {n} train images");
+    }
+    let series: Vec<SweepSeries> = summaries
+        .iter()
+        .map(|s| SweepSeries {
+            label: s.label.clone(),
+            points: s.points.clone(),
+        })
+        .collect();
+    let plot = dir.join("sweep.png");
+    viz::plot_sweep(&plot, &title, &series, epochs, sweep::best(summaries))?;
+    println!(
+        "plot {}, table {}",
+        plot.display(),
+        dir.join("summary.txt").display()
+    );
+    Ok(())
+}
+
+impl SweepArgs {
+    /// `--device`, for `main` to pick the device type.
+    pub fn device(&self) -> vit_runtime::device::DeviceChoice {
+        self.common.device
+    }
+}
