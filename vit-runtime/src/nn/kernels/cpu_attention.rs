@@ -143,7 +143,12 @@ fn forward(qkv: &[f32], l: QkvLayout, keep: Option<(f32, u64)>) -> (Vec<f32>, Ve
                     head.fill_mask(keep, &l, b, h);
                     for i in 0..s {
                         let row = &mut p[i * s..(i + 1) * s];
-                        Head::row_times_transposed(&head.q[i * dh..(i + 1) * dh], &head.kt, scale, row);
+                        Head::row_times_transposed(
+                            &head.q[i * dh..(i + 1) * dh],
+                            &head.kt,
+                            scale,
+                            row,
+                        );
                         softmax_in_place(row);
                         let o = &mut out[i * dim + h * dh..i * dim + (h + 1) * dh];
                         let mask = &head.mask[i * s..(i + 1) * s];

@@ -33,9 +33,13 @@ pub(super) fn unfold<T: Tape<f32, Cpu>>(
                 for ox in 0..wo {
                     let dst = &mut cols[(oy * wo + ox) * row..][..row];
                     for ky in 0..w.k {
-                        let Some(iy) = source(oy, ky, &w, h) else { continue };
+                        let Some(iy) = source(oy, ky, &w, h) else {
+                            continue;
+                        };
                         for kx in 0..w.k {
-                            let Some(ix) = source(ox, kx, &w, wd) else { continue };
+                            let Some(ix) = source(ox, kx, &w, wd) else {
+                                continue;
+                            };
                             let base = (ky * w.k + kx) * c;
                             for ch in 0..c {
                                 dst[base + ch] = image[(ch * h + iy) * wd + ix];
@@ -58,9 +62,13 @@ pub(super) fn unfold<T: Tape<f32, Cpu>>(
                         for ox in 0..wo {
                             let src = &cols[(oy * wo + ox) * row..][..row];
                             for ky in 0..w.k {
-                                let Some(iy) = source(oy, ky, &w, h) else { continue };
+                                let Some(iy) = source(oy, ky, &w, h) else {
+                                    continue;
+                                };
                                 for kx in 0..w.k {
-                                    let Some(ix) = source(ox, kx, &w, wd) else { continue };
+                                    let Some(ix) = source(ox, kx, &w, wd) else {
+                                        continue;
+                                    };
                                     let base = (ky * w.k + kx) * c;
                                     for ch in 0..c {
                                         gimage[(ch * h + iy) * wd + ix] += src[base + ch];

@@ -211,9 +211,24 @@ fn fused_unfold_matches_composite_with_padding_and_stride() {
     let dev = Cpu::seed_from_u64(10);
     let x = dev.sample_normal_like(&(2usize, 3usize, 7usize, 6usize));
     for window in [
-        Window { k: 3, stride: 1, padding: 1, out: (7, 6) },
-        Window { k: 3, stride: 2, padding: 1, out: (4, 3) },
-        Window { k: 2, stride: 2, padding: 0, out: (3, 3) },
+        Window {
+            k: 3,
+            stride: 1,
+            padding: 1,
+            out: (7, 6),
+        },
+        Window {
+            k: 3,
+            stride: 2,
+            padding: 1,
+            out: (4, 3),
+        },
+        Window {
+            k: 2,
+            stride: 2,
+            padding: 0,
+            out: (3, 3),
+        },
     ] {
         let fused = run_maps(&x, |x| <Cpu as Kernels>::unfold(x, window));
         let reference = run_maps(&x, |x| composite::unfold(x, window));
@@ -228,8 +243,18 @@ fn fused_max_pool_matches_composite() {
     let dev = Cpu::seed_from_u64(12);
     let x = dev.sample_normal_like(&(2usize, 3usize, 7usize, 6usize));
     for window in [
-        Window { k: 2, stride: 2, padding: 0, out: (3, 3) },
-        Window { k: 3, stride: 1, padding: 0, out: (5, 4) },
+        Window {
+            k: 2,
+            stride: 2,
+            padding: 0,
+            out: (3, 3),
+        },
+        Window {
+            k: 3,
+            stride: 1,
+            padding: 0,
+            out: (5, 4),
+        },
     ] {
         let fused = run_maps(&x, |x| <Cpu as Kernels>::max_pool(x, window));
         let reference = run_maps(&x, |x| composite::max_pool(x, window));

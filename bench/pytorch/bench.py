@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""PyTorch's side of `bench/compare.py`: the work `vit-runtime bench <model>` times.
+
+Data in memory (random inputs), a training step is forward (training mode) + loss +
+backward + optimiser step of the spec's optimiser (DeiT: hard distillation from a CNN
+teacher whose forward is included), inference is an eval-mode forward under no_grad.
+Figures are medians over timed steps after warm-up; peak RSS is the process's.
+Prints one JSON line with the same keys as `vit-runtime bench --json`.
+
+Usage: python3 bench/pytorch/bench.py <model> [--threads 2] [--train-batch 128]
+           [--infer-batch 1000] [--warmup 3] [--steps 20]
+"""
+
+import argparse
+import json
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import models  # noqa: E402
+
+
+def optimizer_for(spec: dict, params):
+    opt = spec["train"]["optimizer"]
+    kind, lr = opt["kind"], opt["lr"]
+    wd = opt.get("weight_decay", 0.0)
+    if kind == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
+    if kind == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=wd)
+    return torch.optim.SGD(params, lr=lr, momentum=opt.get("momentum", 0.0), weight_decay=wd)
+
+
+def median_seconds(step, warmup: int, steps: int) -> float:
+    times = []
+    for i in range(warmup + steps):
+        started = time.perf_counter()
+        step()
+        if i >= warmup:
+            times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("model", choices=models.SPECS)
+    ap.add_argument("--threads", type=int, default=2, help="intra-op threads")
+    ap.add_argument("--train-batch", type=int, default=128)
+    ap.add_argument("--infer-batch", type=int, default=1000)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=20)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+
+    spec = models.load_spec(args.model)
+    model = models.build(args.model)
+    channels, height, width = (spec["input"][k] for k in ("channels", "height", "width"))
+    classes = spec["classes"]
+    distill = spec.get("vit", {}).get("distillation")
+    teacher = models.build(distill["teacher"]).eval() if distill else None
+    alpha = distill["alpha"] if distill else 0.0
+    optimizer = optimizer_for(spec, model.parameters())
+    labels = torch.randint(0, classes, (args.train_batch,))
+
+    def train_step():
+        x = torch.randn(args.train_batch, channels, height, width)
+        model.train()
+        out = model(x)
+        if teacher is not None:
+            with torch.no_grad():
+                target = teacher(x).argmax(dim=1)
+            class_logits, dist_logits = out
+            loss = (1 - alpha) * F.cross_entropy(class_logits, labels) \
+                + alpha * F.cross_entropy(dist_logits, target)
+        else:
+            loss = F.cross_entropy(out, labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    def infer_step():
+        x = torch.randn(args.infer_batch, channels, height, width)
+        model.eval()
+        with torch.no_grad():
+            model(x)
+
+    train = median_seconds(train_step, args.warmup, args.steps)
+    infer = median_seconds(infer_step, args.warmup, args.steps)
+    print(json.dumps({
+        "model": args.model,
+        "device": "cpu",
+        "threads": args.threads,
+        "train_batch": args.train_batch,
+        "infer_batch": args.infer_batch,
+        "train_images_per_sec": args.train_batch / train,
+        "infer_images_per_sec": args.infer_batch / infer,
+        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+    }))
+
+
+if __name__ == "__main__":
+    main()
