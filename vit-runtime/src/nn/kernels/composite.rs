@@ -43,16 +43,7 @@ pub fn attention<
     let qkv = qkv
         .reshape_like(&(b, Const::<S>, Const::<3>, Const::<H>, Const::<DH>))
         .permute::<_, Axes5<2, 0, 3, 1, 4>>();
-    let dev = qkv.device().clone();
-    let q = qkv.with_empty_tape().select(dev.tensor(0usize));
-    let k = qkv.with_empty_tape().select(dev.tensor(1usize));
-    let v = qkv.select(dev.tensor(2usize));
-    let (heads, maps) = attend(q, k, v, attention_dropout, mode, want_maps);
-    let merged =
-        heads
-            .permute::<_, Axes4<0, 2, 1, 3>>()
-            .reshape_like(&(b, Const::<S>, Const::<DIM>));
-    (merged, maps)
+    attend_stacked(qkv, attention_dropout, mode, want_maps)
 }
 
 /// See [`super::Kernels::attention_per_head`].
@@ -77,6 +68,28 @@ pub fn attention_per_head<
     let qkv = qkv
         .reshape_like(&(Const::<3>, Const::<H>, batch, Const::<S>, Const::<DH>))
         .permute::<_, Axes5<0, 2, 1, 3, 4>>();
+    attend_stacked(qkv, attention_dropout, mode, want_maps)
+}
+
+/// [`attend`] on q, k, v stacked as `(3, B, H, S, DH)`, heads merged to `(B, S, DIM)`.
+fn attend_stacked<
+    B: Dim,
+    const S: usize,
+    const H: usize,
+    const DH: usize,
+    const DIM: usize,
+    D: Device<f32>,
+    T: Tape<f32, D>,
+>(
+    qkv: Tensor<(Const<3>, B, Const<H>, Const<S>, Const<DH>), f32, D, T>,
+    attention_dropout: f32,
+    mode: Mode,
+    want_maps: bool,
+) -> (
+    Tensor<(B, Const<S>, Const<DIM>), f32, D, T>,
+    Option<AttentionMaps<B, H, S, D>>,
+) {
+    let batch = qkv.shape().1;
     let dev = qkv.device().clone();
     let q = qkv.with_empty_tape().select(dev.tensor(0usize));
     let k = qkv.with_empty_tape().select(dev.tensor(1usize));
