@@ -26,6 +26,7 @@ pub struct BenchConfig {
 pub struct BenchReport {
     pub model: String,
     pub device: String,
+    /// Threads of the pool the kernels and matmuls run on (`RAYON_NUM_THREADS`).
     pub threads: usize,
     pub train_batch: usize,
     pub infer_batch: usize,
@@ -88,7 +89,7 @@ where
     Ok(BenchReport {
         model: M::NAME.into(),
         device: D::NAME.into(),
-        threads: cpu_threads(),
+        threads: rayon::current_num_threads(),
         train_batch: config.train_batch,
         infer_batch: config.infer_batch,
         train_images_per_sec: config.train_batch as f64 / train_step.as_secs_f64(),
@@ -102,10 +103,6 @@ fn median(mut times: Vec<Duration>, warmup: usize) -> Duration {
     let mut timed = times.split_off(warmup.min(times.len() - 1));
     timed.sort_unstable();
     timed[timed.len() / 2]
-}
-
-fn cpu_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// `VmHWM` of `/proc/self/status`: the peak resident set size.
