@@ -485,8 +485,8 @@ fn cnn_checkpoint_names_layers_like_a_pytorch_sequential() {
     let expected: &[(&str, &[usize])] = &[
         ("layers.0.weight", &[32, 1, 3, 3]),
         ("layers.0.bias", &[32]),
-        ("layers.2.weight", &[64, 32, 3, 3]),
-        ("layers.5.weight", &[128, 64, 3, 3]),
+        ("layers.3.weight", &[64, 32, 3, 3]),
+        ("layers.6.weight", &[128, 64, 3, 3]),
         ("layers.9.weight", &[256, 6272]),
         ("layers.12.weight", &[10, 256]),
         ("layers.12.bias", &[10]),
