@@ -34,8 +34,9 @@ pub fn argmax(row: &[f32]) -> usize {
 
 /// DeiT's objective: `(1 - alpha) * CE(class, y) + alpha * distill(dist, teacher)`.
 ///
-/// Hard: `distill = CE(dist, argmax teacher)`. Soft: `tau^2 * KL(softmax(teacher/tau) || softmax(dist/tau))`,
-/// batch-mean, as in DeiT's `DistillationLoss`.
+/// Hard: `distill = CE(dist, argmax teacher)`. Soft: `tau^2 * KL(softmax(teacher/tau) ||
+/// softmax(dist/tau))`, summed over classes and averaged over the batch (PyTorch's
+/// `batchmean`; DeiT's reference code divides by batch x classes, K times less).
 pub fn distillation<B: Dim, const K: usize, D: Device<f32>, T: Tape<f32, D>>(
     class: Tensor<(B, Const<K>), f32, D, T>,
     dist: Tensor<(B, Const<K>), f32, D, T>,
@@ -47,10 +48,25 @@ pub fn distillation<B: Dim, const K: usize, D: Device<f32>, T: Tape<f32, D>>(
     let base = cross_entropy(class, labels) * (1.0 - alpha);
     let distill = match loss {
         DistillLoss::Hard => cross_entropy(dist, argmax_one_hot(teacher)),
-        DistillLoss::Soft { tau } => {
-            let target = (teacher.clone() / tau).softmax::<Axis<1>>();
-            dfdx::losses::kl_div_with_logits_loss(dist / tau, target) * (tau * tau)
-        }
+        DistillLoss::Soft { tau } => soft_distillation(dist, teacher, tau),
     };
     base + distill * alpha
+}
+
+/// `tau^2 * KL(p || q)` per image, batch-mean, with `p = softmax(teacher / tau)` and
+/// `q = softmax(dist / tau)`.
+///
+/// Written with `log_softmax` on both sides: a confident teacher's `p` underflows to 0 in
+/// some classes, where `p * ln(p)` (dfdx's `kl_div_with_logits_loss`) would give NaN.
+fn soft_distillation<B: Dim, const K: usize, D: Device<f32>, T: Tape<f32, D>>(
+    dist: Tensor<(B, Const<K>), f32, D, T>,
+    teacher: &Tensor<(B, Const<K>), f32, D>,
+    tau: f32,
+) -> Tensor<Rank0, f32, D, T> {
+    let batch = dist.shape().0.size() as f32;
+    let log_p = (teacher.clone() / tau).log_softmax::<Axis<1>>();
+    let p = log_p.clone().exp();
+    let log_q = (dist / tau).log_softmax::<Axis<1>>();
+    let kl = ((log_q.negate() + log_p) * p).sum::<Rank0, _>();
+    kl * (tau * tau / batch)
 }

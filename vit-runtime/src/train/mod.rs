@@ -160,11 +160,9 @@ where
             );
             let x = batch.images::<D, C, H, W>(&dev)?;
             let y = batch.one_hot::<D, K>(&dev)?;
-            let teacher_logits = teacher.as_ref().map(|t| t.predict(x.clone()));
-            let heads = model.heads(x.traced(grads), Mode::Train);
-            correct += count_correct(&predictions(&heads), batch.labels());
+            let (loss, predicted) = training_loss(&model, teacher.as_ref(), x, y, grads);
+            correct += count_correct(&predicted, batch.labels());
             seen += batch.len();
-            let loss = objective::<M, C, H, W, K, D>(heads, y, teacher_logits.as_ref());
             let value = loss.as_vec()[0] as f64;
             if !value.is_finite() {
                 bar.abandon();
@@ -259,6 +257,37 @@ where
         checkpoint: checkpoint_path,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// The forward half of a training step: the loss to minimise and the predicted classes.
+///
+/// The teacher sees the same (augmented) batch in evaluation mode, through an untracked
+/// copy of `x`: its logits are constants of the loss, so no gradient can reach it.
+pub fn training_loss<
+    M,
+    Teacher,
+    const C: usize,
+    const H: usize,
+    const W: usize,
+    const K: usize,
+    D,
+>(
+    model: &M,
+    teacher: Option<&Teacher>,
+    x: Tensor<(usize, Const<C>, Const<H>, Const<W>), f32, D>,
+    labels: Tensor<(usize, Const<K>), f32, D>,
+    grads: Gradients<f32, D>,
+) -> (Tensor<Rank0, f32, D, OwnedTape<f32, D>>, Vec<usize>)
+where
+    D: SeededDevice,
+    M: ImageClassifier<C, H, W, K, D>,
+    Teacher: ImageClassifier<C, H, W, K, D>,
+{
+    let teacher_logits = teacher.map(|t| t.predict(x.clone()));
+    let heads = model.heads(x.traced(grads), Mode::Train);
+    let predicted = predictions(&heads);
+    let loss = objective::<M, C, H, W, K, D>(heads, labels, teacher_logits.as_ref());
+    (loss, predicted)
 }
 
 /// The loss to minimise: cross-entropy, or DeiT's distillation objective.
