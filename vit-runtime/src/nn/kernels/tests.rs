@@ -262,3 +262,12 @@ fn fused_max_pool_matches_composite() {
         assert_close(&format!("{window:?} grad"), &fused.1, &reference.1, TOL);
     }
 }
+
+#[test]
+fn rational_erf_stays_within_5e_7_of_the_exact_value() {
+    let worst = (-100_000..=100_000)
+        .map(|i| i as f32 * 1e-4)
+        .map(|x| (super::cpu::erf(x) as f64 - libm::erf(x as f64)).abs())
+        .fold(0.0, f64::max);
+    assert!(worst < 5e-7, "max |erf error| {worst}");
+}
