@@ -7,8 +7,11 @@ teacher whose forward is included), inference is an eval-mode forward under no_g
 Figures are medians over timed steps after warm-up; peak RSS is the process's.
 Prints one JSON line with the same keys as `vit-runtime bench --json`.
 
-Usage: python3 bench/pytorch/bench.py <model> [--threads 2] [--train-batch 128]
-           [--infer-batch 1000] [--warmup 3] [--steps 20]
+On CUDA every timed step ends with `torch.cuda.synchronize()` (kernels run asynchronously),
+and the JSON adds the peak GPU memory PyTorch allocated.
+
+Usage: python3 bench/pytorch/bench.py <model> [--device cpu|cuda] [--threads 2]
+           [--train-batch 128] [--infer-batch 1000] [--warmup 3] [--steps 20]
 """
 
 import argparse
@@ -37,11 +40,12 @@ def optimizer_for(spec: dict, params):
     return torch.optim.SGD(params, lr=lr, momentum=opt.get("momentum", 0.0), weight_decay=wd)
 
 
-def median_seconds(step, warmup: int, steps: int) -> float:
+def median_seconds(step, warmup: int, steps: int, sync) -> float:
     times = []
     for i in range(warmup + steps):
         started = time.perf_counter()
         step()
+        sync()
         if i >= warmup:
             times.append(time.perf_counter() - started)
     return statistics.median(times)
@@ -50,6 +54,7 @@ def median_seconds(step, warmup: int, steps: int) -> float:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("model", choices=models.SPECS)
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     ap.add_argument("--threads", type=int, default=2, help="intra-op threads")
     ap.add_argument("--train-batch", type=int, default=128)
     ap.add_argument("--infer-batch", type=int, default=1000)
@@ -60,17 +65,19 @@ def main():
     torch.manual_seed(0)
 
     spec = models.load_spec(args.model)
-    model = models.build(args.model)
+    device = torch.device(args.device)
+    sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
+    model = models.build(args.model).to(device)
     channels, height, width = (spec["input"][k] for k in ("channels", "height", "width"))
     classes = spec["classes"]
     distill = spec.get("vit", {}).get("distillation")
-    teacher = models.build(distill["teacher"]).eval() if distill else None
+    teacher = models.build(distill["teacher"]).to(device).eval() if distill else None
     alpha = distill["alpha"] if distill else 0.0
     optimizer = optimizer_for(spec, model.parameters())
-    labels = torch.randint(0, classes, (args.train_batch,))
+    labels = torch.randint(0, classes, (args.train_batch,), device=device)
 
     def train_step():
-        x = torch.randn(args.train_batch, channels, height, width)
+        x = torch.randn(args.train_batch, channels, height, width, device=device)
         model.train()
         out = model(x)
         if teacher is not None:
@@ -86,22 +93,24 @@ def main():
         optimizer.step()
 
     def infer_step():
-        x = torch.randn(args.infer_batch, channels, height, width)
+        x = torch.randn(args.infer_batch, channels, height, width, device=device)
         model.eval()
         with torch.no_grad():
             model(x)
 
-    train = median_seconds(train_step, args.warmup, args.steps)
-    infer = median_seconds(infer_step, args.warmup, args.steps)
+    train = median_seconds(train_step, args.warmup, args.steps, sync)
+    infer = median_seconds(infer_step, args.warmup, args.steps, sync)
+    gpu = {"peak_gpu_bytes": torch.cuda.max_memory_allocated()} if args.device == "cuda" else {}
     print(json.dumps({
         "model": args.model,
-        "device": "cpu",
+        "device": args.device,
         "threads": args.threads,
         "train_batch": args.train_batch,
         "infer_batch": args.infer_batch,
         "train_images_per_sec": args.train_batch / train,
         "infer_images_per_sec": args.infer_batch / infer,
         "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        **gpu,
     }))
 
 

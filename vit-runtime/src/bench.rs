@@ -6,8 +6,7 @@
 //! Each figure is the median over timed steps after warm-up steps.
 use crate::device::SeededDevice;
 use crate::model::ImageClassifier;
-use crate::nn::Mode;
-use crate::train::{loss, optim::Optimizer};
+use crate::train::{loss, optim::Optimizer, training_loss};
 use dfdx::prelude::*;
 use serde::Serialize;
 use std::time::{Duration, Instant};
@@ -64,17 +63,14 @@ where
     for _ in 0..rounds {
         let x = input(config.train_batch);
         let started = Instant::now();
-        let teacher_logits = teacher.as_ref().map(|t| t.predict(x.clone()));
-        let heads = model.heads(x.traced(grads), Mode::Train);
-        let loss = match (heads.distill, M::DISTILLATION, teacher_logits) {
-            (Some(dist), Some(d), Some(t)) => {
-                loss::distillation(heads.class, dist, labels.clone(), &t, d.loss, d.alpha)
-            }
-            _ => loss::cross_entropy(heads.class, labels.clone()),
-        };
+        let (loss, _) = training_loss(&model, teacher.as_ref(), x, labels.clone(), grads);
+        std::hint::black_box(loss.as_vec());
         grads = loss.backward();
         optimizer.update(&mut model, &grads, M::RECIPE.optimizer.lr);
         model.zero_grads(&mut grads);
+        // CUDA runs asynchronously: the step is done when its device is idle.
+        dev.try_synchronize()
+            .map_err(|e| anyhow::anyhow!("{} device: {e:?}", D::NAME))?;
         train_times.push(started.elapsed());
     }
     let mut infer_times = Vec::with_capacity(rounds);

@@ -3,7 +3,7 @@ use dfdx::prelude::*;
 
 /// A dfdx device that can be created from a seed (model init, dropout and drop path
 /// draw from the device's generator, so a seed makes a run reproducible).
-pub trait SeededDevice: crate::nn::Kernels + Clone {
+pub trait SeededDevice: crate::nn::Kernels + Clone + Synchronize {
     const NAME: &'static str;
     fn seeded(seed: u64) -> anyhow::Result<Self>;
 }
