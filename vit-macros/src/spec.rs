@@ -397,7 +397,7 @@ mod tests {
         );
         assert_eq!(layers[1], Layer::Relu);
         assert_eq!(
-            layers[4],
+            layers[2],
             Layer::MaxPool(Pool {
                 kernel: 2,
                 stride: None
