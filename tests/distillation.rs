@@ -3,6 +3,10 @@
 //! training step itself (`train::training_loss`).
 //!
 //! That DeiT's inference output is the mean of its heads is checked in `tests/models.rs`.
+mod common;
+
+use common::params_with_gradients;
+use vit_runtime::dfdx::nn::tensor_collection::TensorCollection;
 use vit_runtime::dfdx::prelude::*;
 use vit_runtime::model::DistillLoss;
 use vit_runtime::models::{Cnn, Deit};
@@ -106,39 +110,14 @@ fn a_confident_teacher_gives_a_finite_soft_loss_and_gradient() {
 }
 
 /// Every trainable tensor's gradient, in visiting order.
-struct Gradient<'a>(&'a Gradients<f32, Cpu>, Vec<Vec<f32>>);
-
-impl vit_runtime::dfdx::nn::tensor_collection::TensorVisitor<f32, Cpu> for Gradient<'_> {
-    type Viewer = vit_runtime::dfdx::nn::tensor_collection::ViewTensorRef;
-    type Err = std::convert::Infallible;
-    type E2 = f32;
-    type D2 = Cpu;
-
-    fn visit<S: Shape>(
-        &mut self,
-        opts: vit_runtime::dfdx::nn::tensor_collection::TensorOptions<S, f32, Cpu>,
-        t: &Tensor<S, f32, Cpu>,
-    ) -> Result<Option<Tensor<S, f32, Cpu>>, Self::Err> {
-        if opts.do_gradient_update {
-            self.1.push(self.0.get(t).as_vec());
-        }
-        Ok(None)
-    }
-}
-
 fn gradients_of<M: TensorCollection<f32, Cpu>>(
     model: &M,
-    grads: &Gradients<f32, Cpu>,
+    grads: &mut Gradients<f32, Cpu>,
 ) -> Vec<Vec<f32>> {
-    let mut visitor = Gradient(grads, Vec::new());
-    M::iter_tensors(
-        &mut vit_runtime::dfdx::nn::tensor_collection::RecursiveWalker {
-            m: model,
-            f: &mut visitor,
-        },
-    )
-    .unwrap();
-    visitor.1
+    params_with_gradients(model, grads)
+        .into_iter()
+        .filter_map(|p| p.gradient)
+        .collect()
 }
 
 #[test]
@@ -159,12 +138,12 @@ fn the_training_step_sends_no_gradient_to_the_teacher() {
     teacher.zero_grads(&mut grads);
     let (loss, predicted) = training_loss(&student, Some(&teacher), x, labels, grads);
     assert_eq!(predicted.len(), 4);
-    let grads = loss.backward();
+    let mut grads = loss.backward();
 
-    let teacher_grads = gradients_of(&teacher, &grads);
+    let teacher_grads = gradients_of(&teacher, &mut grads);
     assert_eq!(teacher_grads.len(), 10, "the CNN's 5 weights and 5 biases");
     assert!(teacher_grads.iter().flatten().all(|&g| g == 0.0));
-    let student_grads = gradients_of(&student, &grads);
+    let student_grads = gradients_of(&student, &mut grads);
     assert!(
         student_grads.iter().all(|g| g.iter().any(|&v| v != 0.0)),
         "every student tensor learns from the same loss"

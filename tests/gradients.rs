@@ -5,12 +5,14 @@
 //! the gradient from `backward()`. dfdx 0.13 had two gradient bugs that this catches
 //! (slice backward assigning instead of adding, `accurate_gelu`'s derivative off by
 //! `sqrt 2`): with them, errors reach 100%; with the workarounds, a few % of f32 noise.
+mod common;
+
+use common::{params_with_gradients, Param};
 use rand::rngs::StdRng;
 use rand::seq::index::sample;
 use rand::SeedableRng;
 use vit_runtime::dfdx::nn::tensor_collection::{
     RecursiveWalker, TensorCollection, TensorOptions, TensorVisitor, ViewTensorMut, ViewTensorName,
-    ViewTensorRef,
 };
 use vit_runtime::dfdx::prelude::*;
 use vit_runtime::model::{Heads, ImageClassifier};
@@ -83,41 +85,6 @@ impl Problem {
 
     fn value<M: ImageClassifier<1, 28, 28, CLASSES, Cpu>>(&self, model: &M) -> f32 {
         self.loss(model.heads(self.x.clone(), Mode::Eval)).array()
-    }
-}
-
-/// A trainable tensor: its name, values and analytic gradient.
-struct Trainable {
-    name: String,
-    values: Vec<f32>,
-    gradient: Vec<f32>,
-}
-
-/// Every trainable tensor with its gradient in `grads`.
-struct Collect<'a> {
-    grads: &'a Gradients<f32, Cpu>,
-    found: Vec<Trainable>,
-}
-
-impl TensorVisitor<f32, Cpu> for Collect<'_> {
-    type Viewer = (ViewTensorRef, ViewTensorName);
-    type Err = std::convert::Infallible;
-    type E2 = f32;
-    type D2 = Cpu;
-
-    fn visit<S: Shape>(
-        &mut self,
-        opts: TensorOptions<S, f32, Cpu>,
-        (t, name): (&Tensor<S, f32, Cpu>, String),
-    ) -> Result<Option<Tensor<S, f32, Cpu>>, Self::Err> {
-        if opts.do_gradient_update {
-            self.found.push(Trainable {
-                name,
-                values: t.as_vec(),
-                gradient: self.grads.get(t).as_vec(),
-            });
-        }
-        Ok(None)
     }
 }
 
@@ -203,34 +170,28 @@ where
     let dev = Cpu::seed_from_u64(1);
     let mut model = M::build(&dev);
     let problem = Problem::new(&dev);
-    let grads = problem
+    let mut grads = problem
         .loss(model.heads(problem.x.clone().traced(model.alloc_grads()), Mode::Eval))
         .backward();
-    let mut collect = Collect {
-        grads: &grads,
-        found: Vec::new(),
-    };
-    let walked = M::iter_tensors(&mut RecursiveWalker {
-        m: (&model, String::new()),
-        f: &mut collect,
-    });
-    if let Err(never) = walked {
-        match never {}
-    }
+    let trainable = params_with_gradients(&model, &mut grads);
     assert!(
-        !collect.found.is_empty(),
+        !trainable.is_empty(),
         "`{}` has no trainable tensors",
         M::NAME
     );
 
     let mut rng = StdRng::seed_from_u64(7);
     let mut outcome = Outcome::default();
-    for Trainable {
+    for Param {
         name,
         values,
-        gradient: analytic,
-    } in &collect.found
+        gradient,
+        ..
+    } in &trainable
     {
+        let analytic = gradient
+            .as_deref()
+            .expect("a trainable tensor has a gradient");
         let largest =
             (0..analytic.len()).max_by(|&a, &b| analytic[a].abs().total_cmp(&analytic[b].abs()));
         let mut indices: Vec<usize> = largest.into_iter().collect();

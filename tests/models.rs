@@ -1,9 +1,10 @@
 //! End-to-end checks of the four generated models (`models/*.yaml`): sizes against
 //! PyTorch, gradient flow, attention maps, DeiT inference, reproducible init, and
 //! timm-compatible checkpoints.
-use vit_runtime::dfdx::nn::tensor_collection::{
-    RecursiveWalker, TensorCollection, TensorOptions, TensorVisitor, ViewTensorName, ViewTensorRef,
-};
+mod common;
+
+use common::{params, params_with_gradients};
+use vit_runtime::dfdx::nn::tensor_collection::TensorCollection;
 use vit_runtime::dfdx::prelude::*;
 use vit_runtime::model::{ImageClassifier, ModelSpec};
 use vit_runtime::models::{Cnn, Deit, Lightvit, Vit};
@@ -14,77 +15,6 @@ type Image<const B: usize> = Tensor<Rank4<B, 1, 28, 28>, f32, Cpu>;
 
 fn build<M: BuildModule<Cpu, f32>>(seed: u64) -> M {
     M::build(&Cpu::seed_from_u64(seed))
-}
-
-/// One tensor of a model, as a checkpoint would name it.
-#[derive(Debug, Clone, PartialEq)]
-struct Param {
-    name: String,
-    trainable: bool,
-    shape: Vec<usize>,
-    values: Vec<f32>,
-}
-
-struct Collect(Vec<Param>);
-
-impl TensorVisitor<f32, Cpu> for Collect {
-    type Viewer = (ViewTensorRef, ViewTensorName);
-    type Err = std::convert::Infallible;
-    type E2 = f32;
-    type D2 = Cpu;
-
-    fn visit<S: Shape>(
-        &mut self,
-        opts: TensorOptions<S, f32, Cpu>,
-        (t, name): (&Tensor<S, f32, Cpu>, String),
-    ) -> Result<Option<Tensor<S, f32, Cpu>>, Self::Err> {
-        self.0.push(Param {
-            name,
-            trainable: opts.do_gradient_update,
-            shape: t.shape().concrete().into_iter().collect(),
-            values: t.as_vec(),
-        });
-        Ok(None)
-    }
-}
-
-/// Every tensor of `model`, in visiting (= checkpoint) order.
-fn params<M: TensorCollection<f32, Cpu>>(model: &M) -> Vec<Param> {
-    let mut collect = Collect(Vec::new());
-    M::iter_tensors(&mut RecursiveWalker {
-        m: (model, String::new()),
-        f: &mut collect,
-    })
-    .unwrap();
-    collect.0
-}
-
-/// Names of the trainable tensors whose gradient in `grads` is all zero (or absent).
-struct ZeroGradients<'a> {
-    grads: &'a mut Gradients<f32, Cpu>,
-    zero: Vec<String>,
-}
-
-impl TensorVisitor<f32, Cpu> for ZeroGradients<'_> {
-    type Viewer = (ViewTensorRef, ViewTensorName);
-    type Err = <Cpu as HasErr>::Err;
-    type E2 = f32;
-    type D2 = Cpu;
-
-    fn visit<S: Shape>(
-        &mut self,
-        opts: TensorOptions<S, f32, Cpu>,
-        (t, name): (&Tensor<S, f32, Cpu>, String),
-    ) -> Result<Option<Tensor<S, f32, Cpu>>, Self::Err> {
-        if opts.do_gradient_update {
-            // A parameter the backward pass never reached has no entry: count it as zero.
-            self.grads.get_or_alloc_mut(t)?;
-            if self.grads.get(t).as_vec().iter().all(|&g| g == 0.0) {
-                self.zero.push(name);
-            }
-        }
-        Ok(None)
-    }
 }
 
 // (a) Trainable parameters, counted as PyTorch's `sum(p.numel() for p in m.parameters())`.
@@ -153,16 +83,11 @@ fn untrained_params<M: ImageClassifier<1, 28, 28, CLASSES, Cpu>>(model: &M) -> V
         loss = loss + cross_entropy_with_logits_loss(distill, targets);
     }
     let mut grads = loss.backward();
-    let mut visitor = ZeroGradients {
-        grads: &mut grads,
-        zero: Vec::new(),
-    };
-    M::iter_tensors(&mut RecursiveWalker {
-        m: (model, String::new()),
-        f: &mut visitor,
-    })
-    .unwrap();
-    visitor.zero
+    params_with_gradients(model, &mut grads)
+        .into_iter()
+        .filter(|p| p.gradient.iter().flatten().all(|&g| g == 0.0))
+        .map(|p| p.name)
+        .collect()
 }
 
 #[test]
