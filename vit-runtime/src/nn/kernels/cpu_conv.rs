@@ -15,6 +15,33 @@ fn source(out: usize, kernel_offset: usize, w: &Window, size: usize) -> Option<u
         .filter(|&i| i < size)
 }
 
+/// Calls `f(column, pixel)` for every window element of one image that reads a pixel (the
+/// zero border is skipped): `column` indexes the image's `(ho * wo, k * k * c)` im2col rows,
+/// `pixel` its `(c, h, w)` maps. The one loop nest behind `unfold` and its backward pass.
+#[inline]
+fn for_each_tap(w: &Window, (c, h, wd): (usize, usize, usize), mut f: impl FnMut(usize, usize)) {
+    let (ho, wo) = w.out;
+    let row = w.k * w.k * c;
+    for oy in 0..ho {
+        for ox in 0..wo {
+            for ky in 0..w.k {
+                let Some(iy) = source(oy, ky, w, h) else {
+                    continue;
+                };
+                for kx in 0..w.k {
+                    let Some(ix) = source(ox, kx, w, wd) else {
+                        continue;
+                    };
+                    let column = (oy * wo + ox) * row + (ky * w.k + kx) * c;
+                    for ch in 0..c {
+                        f(column + ch, (ch * h + iy) * wd + ix);
+                    }
+                }
+            }
+        }
+    }
+}
+
 pub(super) fn unfold<T: Tape<f32, Cpu>>(
     x: Maps<Cpu, T>,
     w: Window,
@@ -29,25 +56,7 @@ pub(super) fn unfold<T: Tape<f32, Cpu>>(
         .par_chunks_mut(ho * wo * row)
         .zip(input.par_chunks(c * h * wd))
         .for_each(|(cols, image)| {
-            for oy in 0..ho {
-                for ox in 0..wo {
-                    let dst = &mut cols[(oy * wo + ox) * row..][..row];
-                    for ky in 0..w.k {
-                        let Some(iy) = source(oy, ky, &w, h) else {
-                            continue;
-                        };
-                        for kx in 0..w.k {
-                            let Some(ix) = source(ox, kx, &w, wd) else {
-                                continue;
-                            };
-                            let base = (ky * w.k + kx) * c;
-                            for ch in 0..c {
-                                dst[base + ch] = image[(ch * h + iy) * wd + ix];
-                            }
-                        }
-                    }
-                }
-            }
+            for_each_tap(&w, (c, h, wd), |column, pixel| cols[column] = image[pixel])
         });
     let out = x.device().tensor_from_vec(columns, (b * ho * wo, row));
     if T::OWNS_TAPE {
@@ -58,25 +67,9 @@ pub(super) fn unfold<T: Tape<f32, Cpu>>(
             gx.par_chunks_mut(c * h * wd)
                 .zip(gcols.par_chunks(ho * wo * row))
                 .for_each(|(gimage, cols)| {
-                    for oy in 0..ho {
-                        for ox in 0..wo {
-                            let src = &cols[(oy * wo + ox) * row..][..row];
-                            for ky in 0..w.k {
-                                let Some(iy) = source(oy, ky, &w, h) else {
-                                    continue;
-                                };
-                                for kx in 0..w.k {
-                                    let Some(ix) = source(ox, kx, &w, wd) else {
-                                        continue;
-                                    };
-                                    let base = (ky * w.k + kx) * c;
-                                    for ch in 0..c {
-                                        gimage[(ch * h + iy) * wd + ix] += src[base + ch];
-                                    }
-                                }
-                            }
-                        }
-                    }
+                    for_each_tap(&w, (c, h, wd), |column, pixel| {
+                        gimage[pixel] += cols[column]
+                    })
                 });
             Ok(())
         });
