@@ -516,6 +516,84 @@ fn train_with_weights_starts_from_them_and_its_checkpoint_loads_as_weights() {
     );
 }
 
+/// `vit-runtime train <model> --quiet --device cpu` on 256 training and 100 test images,
+/// run from `cwd` so that the default `runs/<model>` directories land there.
+fn train_small(cwd: &Path, model: &str, args: &[&str]) -> Command {
+    let mut command = cli(cwd, &["train", model, "--quiet", "--device", "cpu"]);
+    command
+        .args(["--limit-train", "256", "--limit-test", "100"])
+        .arg("--data-dir")
+        .arg(repo().join("data"))
+        .args(args);
+    command
+}
+
+#[test]
+fn deit_finishes_its_teachers_run_first_and_takes_plain_teacher_weights() {
+    let tmp = TempDir::new().unwrap();
+    let teacher_dir = tmp.path().join("runs/cnn");
+    // A teacher run that stopped after 1 of its recipe's 10 epochs.
+    succeed(&mut train_small(
+        tmp.path(),
+        "cnn",
+        &["--epochs", "1", "--out", "runs/cnn"],
+    ));
+    assert_eq!(
+        records(&teacher_dir).into_iter().filter(is_epoch).count(),
+        1
+    );
+
+    let stdout = succeed(&mut train_small(tmp.path(), "deit", &["--epochs", "1"]));
+    assert!(
+        stdout.contains("stopped after epoch 1 of 10: resuming it first"),
+        "{stdout}"
+    );
+    let teacher_epochs: Vec<_> = records(&teacher_dir)
+        .into_iter()
+        .filter(is_epoch)
+        .map(|r| number(&r, "epoch"))
+        .collect();
+    assert_eq!(teacher_epochs, (1..=10).map(f64::from).collect::<Vec<_>>());
+    assert!(
+        stdout.contains("(epoch 10), alpha 0.5, Hard distillation"),
+        "{stdout}"
+    );
+    let deit = records(&tmp.path().join("runs/deit"));
+    let last = deit.iter().rfind(|r| is_epoch(r)).expect("an epoch record");
+    for field in ["test_acc_class_head", "test_acc_dist_head", "test_acc"] {
+        let acc = number(last, field);
+        assert!((0.0..=1.0).contains(&acc), "{field} = {acc}");
+    }
+
+    // A finished teacher run is used as it is.
+    let stdout = succeed(&mut train_small(
+        tmp.path(),
+        "deit",
+        &["--epochs", "1", "--out", "runs/deit-again"],
+    ));
+    assert!(!stdout.contains("teacher `cnn` first"), "{stdout}");
+    assert!(!stdout.contains("resuming it first"), "{stdout}");
+
+    // PyTorch weights with the teacher's names serve as well; another model's do not.
+    let mut command = train_small(
+        tmp.path(),
+        "deit",
+        &["--epochs", "1", "--out", "runs/deit-pytorch-teacher"],
+    );
+    let stdout = succeed(command.arg("--teacher").arg(pytorch_weights("cnn")));
+    assert!(stdout.contains("(plain weights)"), "{stdout}");
+    let mut command = train_small(
+        tmp.path(),
+        "deit",
+        &["--epochs", "1", "--out", "runs/deit-wrong-teacher"],
+    );
+    let stderr = fail(command.arg("--teacher").arg(pytorch_weights("vit")));
+    assert!(
+        stderr.contains("as the teacher `cnn`") && stderr.contains("tensor `"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn missing_checkpoint_error_states_its_cause_once() {
     let tmp = TempDir::new().unwrap();

@@ -187,36 +187,21 @@ where
     let teacher_path = match &args.teacher {
         Some(path) => path.clone(),
         None => {
-            let path = PathBuf::from("runs")
-                .join(distillation.teacher)
-                .join(train::CHECKPOINT);
-            if !path.exists() {
-                println!(
-                    "no teacher checkpoint at {}: training teacher `{}` first with its own recipe",
-                    path.display(),
-                    distillation.teacher
-                );
-                let teacher_args = TrainArgs {
-                    model: distillation.teacher.to_string(),
-                    out: Some(PathBuf::from("runs").join(distillation.teacher)),
-                    epochs: None,
-                    lr: None,
-                    batch_size: None,
-                    teacher: None,
-                    weights: None,
-                    ..args.clone()
-                };
-                train_plain::<Teacher, D>(&teacher_args)?;
-            }
+            let dir = PathBuf::from("runs").join(distillation.teacher);
+            let path = dir.join(train::CHECKPOINT);
+            ensure_teacher_trained::<Teacher, D>(args, &dir, &path)?;
             path
         }
     };
-    let (teacher, state) = load_teacher::<Teacher, D>(&teacher_path)?;
+    let teacher = load_teacher::<Teacher, D>(&teacher_path)?;
+    let trained = match train::checkpoint::read_state(&teacher_path)? {
+        Some(state) => format!("epoch {}", state.epoch),
+        None => "plain weights".to_string(),
+    };
     println!(
-        "teacher `{}` from {} (epoch {}), alpha {}, {:?} distillation",
+        "teacher `{}` from {} ({trained}), alpha {}, {:?} distillation",
         distillation.teacher,
         teacher_path.display(),
-        state.epoch,
         distillation.alpha,
         distillation.loss
     );
@@ -226,16 +211,63 @@ where
     finish::<M>(&options, &report)
 }
 
-fn load_teacher<Teacher: ImageClassifier<C, H, W, K, D>, D: SeededDevice>(
+/// Trains the teacher with its own recipe into `dir` unless `path` holds a finished run
+/// (or plain weights): from scratch when there is no checkpoint, with `--resume` when its
+/// run stopped early, so that a `train deit` killed while its teacher trained loses at
+/// most the unfinished epoch and never distils from a half-trained teacher.
+fn ensure_teacher_trained<Teacher: ImageClassifier<C, H, W, K, D>, D: SeededDevice>(
+    args: &TrainArgs,
+    dir: &Path,
     path: &Path,
-) -> anyhow::Result<(Teacher, train::checkpoint::State)> {
-    train::load_for_eval::<Teacher, C, H, W, K, D>(path, &D::seeded(0)?).with_context(|| {
-        format!(
-            "cannot use {} as the teacher `{}`",
+) -> anyhow::Result<()> {
+    let epochs = Teacher::RECIPE.epochs;
+    let done = if path.exists() {
+        train::checkpoint::read_state(path)?.map(|state| state.epoch)
+    } else {
+        Some(0)
+    };
+    match done {
+        Some(0) => println!(
+            "no teacher checkpoint at {}: training teacher `{}` first with its own recipe",
             path.display(),
             Teacher::NAME
-        )
-    })
+        ),
+        Some(done) if done < epochs => println!(
+            "the run of teacher `{}` in {} stopped after epoch {done} of {epochs}: resuming it first",
+            Teacher::NAME,
+            dir.display()
+        ),
+        _ => return Ok(()),
+    }
+    let teacher_args = TrainArgs {
+        model: Teacher::NAME.to_string(),
+        out: Some(dir.to_path_buf()),
+        epochs: None,
+        lr: None,
+        batch_size: None,
+        resume: true,
+        teacher: None,
+        weights: None,
+        ..args.clone()
+    };
+    train_plain::<Teacher, D>(&teacher_args)?;
+    Ok(())
+}
+
+/// The teacher's weights from a vit-rs checkpoint or a plain weight file (e.g. a PyTorch
+/// `state_dict` with the timm names of bench/pytorch/models.py).
+fn load_teacher<Teacher: ImageClassifier<C, H, W, K, D>, D: SeededDevice>(
+    path: &Path,
+) -> anyhow::Result<Teacher> {
+    train::load_weights_for_eval::<Teacher, C, H, W, K, D>(path, &D::seeded(0)?).with_context(
+        || {
+            format!(
+                "cannot use {} as the teacher `{}`",
+                path.display(),
+                Teacher::NAME
+            )
+        },
+    )
 }
 
 fn announce<M: ModelSpec, D: SeededDevice>(options: &RunOptions) {

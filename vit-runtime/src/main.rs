@@ -87,8 +87,9 @@ pub struct TrainArgs {
     /// Train on the first N training images only (smoke runs).
     #[arg(long)]
     limit_train: Option<usize>,
-    /// DeiT: the teacher's checkpoint (default: `runs/<teacher>/checkpoint.safetensors`,
-    /// trained first if missing).
+    /// DeiT: the teacher's weights, a vit-rs checkpoint or a safetensors file with the
+    /// teacher's timm tensor names (default: `runs/<teacher>/checkpoint.safetensors`, trained
+    /// first if missing and finished first if its run stopped early).
     #[arg(long)]
     teacher: Option<PathBuf>,
     /// Write a step line to metrics.jsonl every N steps (0: epoch lines only).

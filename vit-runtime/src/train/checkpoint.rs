@@ -283,6 +283,14 @@ where
     })
 }
 
+/// The run state of the safetensors file at `path`; `None` for a file not written by vit-rs
+/// (plain weights).
+pub fn read_state(path: &Path) -> Result<Option<State>, CheckpointError> {
+    let bytes = read(path)?;
+    parse(path, &bytes)?;
+    Ok(state(&bytes))
+}
+
 /// The spec YAML stored in a checkpoint, if any.
 pub fn spec_yaml(path: &Path) -> Option<String> {
     let bytes = std::fs::read(path).ok()?;
