@@ -7,17 +7,23 @@ memory is that model's, and prints a Markdown table of images/s and peak RSS wit
 ratios vit-rs / PyTorch. Timings are medians after warm-up; run it on an otherwise idle
 machine (other jobs on the same cores distort both sides, PyTorch's threads most).
 
+Throughput on a shared virtual machine drifts by tens of percent from one minute to the
+next, so each model is measured in `--rounds` alternating pairs (vit-rs, PyTorch, vit-rs,
+...): the table gives each side's median over the rounds, and the spread of the per-round
+ratios shows how far to trust them.
+
 On a GPU machine (`--device cuda`, see bench/cuda/), both sides run on the GPU and the
 binary is the CUDA build given by `--binary`.
 
 Usage: cargo build --release -p vit-runtime && python3 bench/compare.py
-           [--models lightvit,vit,deit,cnn] [--steps 20] [--threads 2] [--device cpu]
+           [--models lightvit,vit,deit,cnn] [--steps 20] [--rounds 3] [--threads 2] [--device cpu]
            [--train-batch 128] [--infer-batch 1000] [--binary target/release/vit-runtime]
 """
 
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -36,6 +42,8 @@ def main():
     ap.add_argument("--models", default="lightvit,vit,deit,cnn")
     ap.add_argument("--steps", type=int, default=20, help="timed steps per figure")
     ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="alternating vit-rs/PyTorch measurements per model")
     ap.add_argument("--threads", type=int, default=2, help="threads for both sides")
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     ap.add_argument("--train-batch", type=int, default=128)
@@ -49,30 +57,42 @@ def main():
               "--train-batch", str(args.train_batch), "--infer-batch", str(args.infer_batch)]
     rows = []
     for model in args.models.split(","):
-        ours = run_json([str(args.binary), "bench", model, "--json", "--device", args.device,
-                         *common], env)
-        torch = run_json([sys.executable, str(ROOT / "bench/pytorch/bench.py"), model,
-                          "--device", args.device, "--threads", str(args.threads), *common])
-        if ours["device"] != args.device:
-            sys.exit(f"vit-runtime ran on {ours['device']}, not {args.device}")
-        rows.append((model, ours, torch))
+        rounds = []
+        for _ in range(args.rounds):
+            ours = run_json([str(args.binary), "bench", model, "--json", "--device",
+                             args.device, *common], env)
+            torch = run_json([sys.executable, str(ROOT / "bench/pytorch/bench.py"), model,
+                              "--device", args.device, "--threads", str(args.threads),
+                              *common])
+            if ours["device"] != args.device:
+                sys.exit(f"vit-runtime ran on {ours['device']}, not {args.device}")
+            rounds.append((ours, torch))
+        rows.append((model, rounds))
         print(f"{model}: done", file=sys.stderr)
 
-    gib = 1 << 30
-    print(f"{args.device}, train batch {args.train_batch}, inference batch {args.infer_batch}, "
-          f"{args.threads} CPU threads")
-    print(f"| model | train img/s vit-rs | PyTorch | ratio | inference img/s vit-rs | PyTorch "
-          f"| ratio | peak RSS vit-rs | PyTorch |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for model, ours, torch in rows:
-        t_ratio = ours["train_images_per_sec"] / torch["train_images_per_sec"]
-        i_ratio = ours["infer_images_per_sec"] / torch["infer_images_per_sec"]
-        print(f"| {model} | {ours['train_images_per_sec']:,.0f} | "
-              f"{torch['train_images_per_sec']:,.0f} | {t_ratio:.2f}x | "
-              f"{ours['infer_images_per_sec']:,.0f} | {torch['infer_images_per_sec']:,.0f} | "
-              f"{i_ratio:.2f}x | {ours['peak_rss_bytes'] / gib:.2f} GiB | "
-              f"{torch['peak_rss_bytes'] / gib:.2f} GiB |")
+    def median(rounds, side, key):
+        return statistics.median(r[side][key] for r in rounds)
 
+    def spread(rounds, key):
+        ratios = [ours[key] / torch[key] for ours, torch in rounds]
+        return f"{min(ratios):.2f}-{max(ratios):.2f}"
+
+    gib = 1 << 30
+    train, infer = "train_images_per_sec", "infer_images_per_sec"
+    print(f"{args.device}, train batch {args.train_batch}, inference batch {args.infer_batch}, "
+          f"{args.threads} CPU threads, medians of {args.rounds} alternating rounds")
+    print("| model | train img/s vit-rs | PyTorch | ratio (rounds) | inference img/s vit-rs "
+          "| PyTorch | ratio (rounds) | peak RSS vit-rs | PyTorch |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for model, rounds in rows:
+        ours_t, torch_t = median(rounds, 0, train), median(rounds, 1, train)
+        ours_i, torch_i = median(rounds, 0, infer), median(rounds, 1, infer)
+        rss_ours = max(r[0]["peak_rss_bytes"] for r in rounds) / gib
+        rss_torch = max(r[1]["peak_rss_bytes"] for r in rounds) / gib
+        print(f"| {model} | {ours_t:,.0f} | {torch_t:,.0f} | "
+              f"{ours_t / torch_t:.2f}x ({spread(rounds, train)}) | "
+              f"{ours_i:,.0f} | {torch_i:,.0f} | {ours_i / torch_i:.2f}x ({spread(rounds, infer)}) | "
+              f"{rss_ours:.2f} GiB | {rss_torch:.2f} GiB |")
 
 if __name__ == "__main__":
     main()
