@@ -7,6 +7,20 @@ use vit_runtime::model::{ImageClassifier, ModelSpec, Summary};
 use vit_runtime::models::{Cnn, Deit, Lightvit, Vit};
 use vit_runtime::train::{self, RunOptions, RunReport};
 
+/// `$run::<Model, D>($args)` for the compiled model named `$name` (an error for an unknown
+/// name): the dispatch of every subcommand that treats all models alike.
+macro_rules! run_model {
+    ($name:expr, $run:ident, $D:ty, $args:expr) => {
+        match $crate::known_model($name)? {
+            "lightvit" => $run::<vit_runtime::models::Lightvit<f32, $D>, $D>($args),
+            "vit" => $run::<vit_runtime::models::Vit<f32, $D>, $D>($args),
+            "deit" => $run::<vit_runtime::models::Deit<f32, $D>, $D>($args),
+            "cnn" => $run::<vit_runtime::models::Cnn<f32, $D>, $D>($args),
+            other => unreachable!("`{other}` is in MODELS but not dispatched"),
+        }
+    };
+}
+
 pub mod attention;
 pub mod sweep;
 
@@ -98,13 +112,7 @@ pub fn train<D: SeededDevice>(args: &TrainArgs) -> anyhow::Result<()> {
 }
 
 pub fn eval<D: SeededDevice>(args: &EvalArgs) -> anyhow::Result<()> {
-    match known_model(&args.model)? {
-        "lightvit" => eval_model::<Lightvit<f32, D>, D>(args),
-        "vit" => eval_model::<Vit<f32, D>, D>(args),
-        "cnn" => eval_model::<Cnn<f32, D>, D>(args),
-        "deit" => eval_model::<Deit<f32, D>, D>(args),
-        other => unreachable!("`{other}` is in MODELS but not dispatched"),
-    }
+    run_model!(&args.model, eval_model, D, args)
 }
 
 pub fn bench<D: SeededDevice>(args: &BenchArgs) -> anyhow::Result<()> {

@@ -1,7 +1,6 @@
 //! `attention`: where a trained ViT's class token looks, over a few test images, as a PNG
 //! grid (one column per rollout or raw setting) and a safetensors file of the numbers.
 use super::{C, H, K, W};
-use crate::known_model;
 use anyhow::{bail, Context};
 use clap::Args;
 use rand::SeedableRng;
@@ -12,7 +11,6 @@ use vit_runtime::device::{DeviceChoice, SeededDevice};
 use vit_runtime::dfdx::prelude::*;
 use vit_runtime::inspect::{self, export, resample, BlockSpan, Dims, Fusion, RawSpec, View};
 use vit_runtime::model::{AttentionRecord, ImageClassifier};
-use vit_runtime::models::{Cnn, Deit, Lightvit, Vit};
 use vit_runtime::recipe::Dataset;
 use vit_runtime::train;
 use vit_runtime::viz::{self, AttentionGrid, GridRow};
@@ -79,13 +77,7 @@ fn parse_discard(s: &str) -> Result<f64, String> {
 }
 
 pub fn attention<D: SeededDevice>(args: &AttentionArgs) -> anyhow::Result<()> {
-    match known_model(&args.model)? {
-        "lightvit" => run::<Lightvit<f32, D>, D>(args),
-        "vit" => run::<Vit<f32, D>, D>(args),
-        "deit" => run::<Deit<f32, D>, D>(args),
-        "cnn" => run::<Cnn<f32, D>, D>(args),
-        other => unreachable!("`{other}` is in MODELS but not dispatched"),
-    }
+    run_model!(&args.model, run, D, args)
 }
 
 fn run<M: ImageClassifier<C, H, W, K, D>, D: SeededDevice>(

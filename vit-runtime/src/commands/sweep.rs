@@ -1,13 +1,12 @@
 //! `sweep`: one ordinary `train` run per learning rate / batch size, then one plot of their
 //! test accuracy per epoch and a table naming the best.
-use crate::{known_model, CommonArgs, TrainArgs};
+use crate::{CommonArgs, TrainArgs};
 use anyhow::{bail, Context};
 use clap::Args;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use vit_runtime::device::SeededDevice;
 use vit_runtime::model::ModelSpec;
-use vit_runtime::models::{Cnn, Deit, Lightvit, Vit};
 use vit_runtime::train::metrics::MetricsLog;
 use vit_runtime::train::sweep::{self, Prior, RunFile, RunSettings, RunSummary, SweepPoint};
 use vit_runtime::train::METRICS;
@@ -77,13 +76,7 @@ fn parse_batch_size(s: &str) -> Result<usize, String> {
 }
 
 pub fn sweep<D: SeededDevice>(args: &SweepArgs) -> anyhow::Result<()> {
-    match known_model(&args.model)? {
-        "lightvit" => run::<Lightvit<f32, D>, D>(args),
-        "vit" => run::<Vit<f32, D>, D>(args),
-        "deit" => run::<Deit<f32, D>, D>(args),
-        "cnn" => run::<Cnn<f32, D>, D>(args),
-        other => unreachable!("`{other}` is in MODELS but not dispatched"),
-    }
+    run_model!(&args.model, run, D, args)
 }
 
 fn run<M: ModelSpec, D: SeededDevice>(args: &SweepArgs) -> anyhow::Result<()> {
