@@ -15,6 +15,13 @@ without PyTorch:
 
 Non-weight tensors start with `fixture.` so they cannot be mistaken for weights.
 
+It also writes `lightvit-training.safetensors`, for the training-step test: LightViT with
+PyTorch's default init (seed 0) and its recipe's optimiser (Adam, lr 0.005), trained for
+20 steps of 16 images drawn from the first 64 MNIST test images. It holds the initial
+weights, `fixture.images` (64, 1, 28, 28), `fixture.labels` (64), `fixture.batches`
+(20, 16) (indices into the 64), `fixture.losses` (20) and, per trainable tensor,
+`fixture.final.<name>`: its value after the 20 steps. Computed in float64.
+
 Weights are drawn from a fixed seed with a deliberately non-trivial init (not PyTorch's
 defaults): weights N(0, (1.5 / sqrt(fan_in))^2) so that attention is far from uniform,
 LayerNorm gains 1 + N(0, 0.2^2), biases N(0, 0.1^2), tokens and learned positions
@@ -50,6 +57,10 @@ OUT_DIR = ROOT / "tests" / "fixtures" / "parity"
 SEED = 7
 BATCH = 3
 REAL_IMAGES = 2
+TRAINING_SEED = 0
+TRAINING_STEPS = 20
+TRAINING_BATCH = 16
+TRAINING_IMAGES = 64
 
 
 def read_test_images(dataset: str, count: int) -> np.ndarray:
@@ -125,6 +136,55 @@ def save_safetensors(path: Path, tensors: dict, metadata: dict) -> None:
     path.write_bytes(struct.pack("<Q", len(text)) + text + b"".join(chunks))
 
 
+def read_test_labels(dataset: str, count: int) -> np.ndarray:
+    """The first `count` test labels of `dataset`, raw or .gz IDX."""
+    stem = DATA_DIR / dataset / "t10k-labels-idx1-ubyte"
+    for path, opener in ((stem, open), (stem.with_name(stem.name + ".gz"), gzip.open)):
+        if path.exists():
+            with opener(path, "rb") as f:
+                raw = f.read(8 + count)
+            assert raw[:4] == b"\x00\x00\x08\x01", f"{path} is not an IDX label file"
+            return np.frombuffer(raw, dtype=np.uint8, offset=8)
+    sys.exit(f"no {stem}[.gz]: run `cargo run -p vit-runtime -- data` first")
+
+
+def training_fixture() -> None:
+    """LightViT's first TRAINING_STEPS Adam steps from PyTorch's default init, in float64."""
+    name = "lightvit"
+    spec = models.load_spec(name)
+    torch.manual_seed(TRAINING_SEED)
+    model = models.build(name)
+    initial = {k: v.clone() for k, v in model.state_dict().items()}
+    images = torch.from_numpy(read_test_images("mnist", TRAINING_IMAGES).copy())
+    images = images.unsqueeze(1).float() / 255.0          # the recipe: no normalisation
+    labels = torch.from_numpy(read_test_labels("mnist", TRAINING_IMAGES).astype(np.int64))
+    gen = torch.Generator().manual_seed(TRAINING_SEED)
+    per_pass = TRAINING_IMAGES // TRAINING_BATCH
+    batches = torch.cat([torch.randperm(TRAINING_IMAGES, generator=gen).reshape(per_pass, -1)
+                         for _ in range(TRAINING_STEPS // per_pass)])
+
+    exact = model.double().train()
+    opt = spec["train"]["optimizer"]
+    assert opt["kind"] == "adam", opt
+    optimizer = torch.optim.Adam(exact.parameters(), lr=opt["lr"])
+    losses = []
+    for idx in batches:
+        loss = nn.functional.cross_entropy(exact(images[idx].double()), labels[idx])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    final = {f"fixture.final.{k}": p.detach().float() for k, p in exact.named_parameters()}
+    tensors = {**initial, **final, "fixture.images": images, "fixture.labels": labels.float(),
+               "fixture.batches": batches.float(), "fixture.losses": torch.tensor(losses)}
+    metadata = {"spec": name, "generator": "bench/pytorch/make_parity_fixtures.py",
+                "seed": str(TRAINING_SEED), "torch": torch.__version__}
+    path = OUT_DIR / f"{name}-training.safetensors"
+    save_safetensors(path, tensors, metadata)
+    print(f"{path.relative_to(ROOT)}: {path.stat().st_size / 1e6:.2f} MB, loss "
+          f"{losses[0]:.4f} -> {losses[-1]:.4f} in {TRAINING_STEPS} steps")
+
+
 def main() -> None:
     torch.set_num_threads(1)
     for index, name in enumerate(models.SPECS):
@@ -145,6 +205,7 @@ def main() -> None:
         print(f"{path.relative_to(ROOT)}: {path.stat().st_size / 1e6:.2f} MB, logits "
               f"{expected['fixture.logits'].abs().max().item():.2f} max abs, PyTorch float32 "
               f"vs float64 {drift:.1e}")
+    training_fixture()
 
 
 if __name__ == "__main__":
