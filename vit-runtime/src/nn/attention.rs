@@ -1,7 +1,7 @@
 //! Multi-head self-attention that also hands back its attention weights
 //! (dfdx's `MultiHeadAttention` does not), in the two layouts the specs use.
 use super::kernels::Kernels;
-use super::{dropout, Mode};
+use super::{dropout, linear, Mode};
 use dfdx::nn::modules::Linear;
 use dfdx::prelude::*;
 
@@ -99,13 +99,13 @@ impl<const DIM: usize, const H: usize, const DH: usize, const QKV: usize, D: Ker
     ) {
         let () = Self::CHECK;
         let (merged, maps) = D::attention::<B, S, H, DH, DIM, QKV, T>(
-            self.qkv.forward(x),
+            linear(&self.qkv, x),
             options.attention_dropout,
             options.mode,
             options.want_maps,
         );
         (
-            dropout(self.proj.forward(merged), options.dropout, options.mode),
+            dropout(linear(&self.proj, merged), options.dropout, options.mode),
             maps,
         )
     }

@@ -1,5 +1,5 @@
-//! The hot spots of a ViT step as single ops: GELU, LayerNorm, dropout and the attention
-//! core (scores, softmax, attention dropout, weighted sum) for both q/k/v layouts.
+//! The hot spots of a ViT step as single ops: linear layers, GELU, LayerNorm, dropout and
+//! the attention core (scores, softmax, attention dropout, weighted sum) for both q/k/v layouts.
 //!
 //! Built from dfdx's ops, each of these is a chain of 5-15 passes over memory, each pass
 //! allocating its output and recording a backward closure, and most of them run on one core.
@@ -11,6 +11,7 @@ pub mod composite;
 mod cpu;
 mod cpu_attention;
 mod cpu_conv;
+mod cpu_linear;
 #[cfg(test)]
 mod tests;
 
@@ -98,6 +99,15 @@ pub trait Kernels: Device<f32> {
     /// Max pooling (no padding): `(B, C, H, W) -> (B, C, HO, WO)`.
     fn max_pool<T: Tape<f32, Self>>(x: Maps<Self, T>, window: Window) -> Maps<Self, T> {
         composite::max_pool(x, window)
+    }
+
+    /// A linear layer on rows: `x Wᵀ + b`, `(R, I) -> (R, O)`.
+    fn linear<R: Dim, I: Dim, O: Dim, T: Tape<f32, Self>>(
+        x: Tensor<(R, I), f32, Self, T>,
+        weight: Tensor<(O, I), f32, Self, T>,
+        bias: &Tensor<(O,), f32, Self>,
+    ) -> Tensor<(R, O), f32, Self, T> {
+        composite::linear(x, weight, bias)
     }
 
     /// The exact (erf) GELU, `x * Phi(x)`.

@@ -1,5 +1,5 @@
 //! The transformer MLP: `fc1 -> activation -> dropout -> fc2 -> dropout` (timm's `Mlp`).
-use super::{dropout, Activation, Mode};
+use super::{dropout, linear, Activation, Mode};
 use dfdx::nn::modules::Linear;
 use dfdx::prelude::*;
 
@@ -37,7 +37,7 @@ impl<const DIM: usize, const HIDDEN: usize, D: super::Kernels> Mlp<DIM, HIDDEN, 
         p: f32,
         mode: Mode,
     ) -> Tensor<(B, S, Const<DIM>), f32, D, T> {
-        let hidden = dropout(activation.apply(self.fc1.forward(x)), p, mode);
-        dropout(self.fc2.forward(hidden), p, mode)
+        let hidden = dropout(activation.apply(linear(&self.fc1, x)), p, mode);
+        dropout(linear(&self.fc2, hidden), p, mode)
     }
 }

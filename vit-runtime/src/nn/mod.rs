@@ -75,6 +75,32 @@ pub fn composite_gelu<S: Shape, D: Device<f32>, T: Tape<f32, D>>(
     x.accurate_gelu() + (phi - detached) * (std::f32::consts::SQRT_2 - 1.0)
 }
 
+/// `x Wᵀ + b` over the last axis of `(B, S, I)`, computed on `(B * S, I)` rows.
+///
+/// dfdx's `(B, S, I) x (I, O)` matmul runs one `S x I` product per image, each too small
+/// for its gemm to split over threads: a ViT training step spent a third of its time in
+/// those, on one core. On rows it is one product ([`Kernels::linear`]) on every core.
+pub fn linear_rows<B: Dim, S: Dim, const I: usize, const O: usize, D: Kernels, T>(
+    x: Tensor<(B, S, Const<I>), f32, D, T>,
+    weight: Tensor<Rank2<O, I>, f32, D, T>,
+    bias: &Tensor<Rank1<O>, f32, D>,
+) -> Tensor<(B, S, Const<O>), f32, D, T>
+where
+    T: Tape<f32, D>,
+{
+    let (b, s, _) = *x.shape();
+    let rows = x.reshape_like(&(b.size() * s.size(), Const::<I>));
+    D::linear(rows, weight, bias).reshape_like(&(b, s, Const::<O>))
+}
+
+/// [`linear_rows`] with a [`Linear`] layer's weight and bias.
+pub fn linear<B: Dim, S: Dim, const I: usize, const O: usize, D: Kernels, T: Tape<f32, D>>(
+    layer: &Linear<I, O, f32, D>,
+    x: Tensor<(B, S, Const<I>), f32, D, T>,
+) -> Tensor<(B, S, Const<O>), f32, D, T> {
+    linear_rows(x, layer.weight.retaped::<T>(), &layer.bias)
+}
+
 /// Dropout that is the identity outside training or at `p == 0`.
 pub fn dropout<S: Shape, D: Kernels, T: Tape<f32, D>>(
     x: Tensor<S, f32, D, T>,

@@ -163,7 +163,7 @@ impl<
     };
 
     /// `(B, C, H, W) -> (B, N, DIM)`.
-    pub fn forward<B: Dim, D: Device<f32>, T: Tape<f32, D>>(
+    pub fn forward<B: Dim, D: super::Kernels, T: Tape<f32, D>>(
         &self,
         x: Tensor<(B, Const<C>, Const<H>, Const<W>), f32, D, T>,
     ) -> Tensor<(B, Const<N>, Const<DIM>), f32, D, T>
@@ -172,9 +172,7 @@ impl<
     {
         let () = Self::CHECK;
         let patches = extract_patches::<B, C, H, W, P, N, PD, D, T>(x);
-        let shape = (patches.shape().0, Const::<N>, Const::<DIM>);
-        let bias = self.proj.bias().retaped::<T>().broadcast_like(&shape);
-        patches.matmul(self.proj.matrix::<T>().permute()) + bias
+        super::linear_rows(patches, self.proj.matrix::<T>(), self.proj.bias())
     }
 }
 

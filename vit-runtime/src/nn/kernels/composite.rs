@@ -8,6 +8,16 @@ use dfdx::prelude::*;
 
 pub use crate::nn::composite_gelu as gelu;
 
+pub fn linear<R: Dim, I: Dim, O: Dim, D: Device<f32>, T: Tape<f32, D>>(
+    x: Tensor<(R, I), f32, D, T>,
+    weight: Tensor<(O, I), f32, D, T>,
+    bias: &Tensor<(O,), f32, D>,
+) -> Tensor<(R, O), f32, D, T> {
+    let y = x.matmul(weight.permute());
+    let shape = *y.shape();
+    y + bias.retaped::<T>().broadcast_like(&shape)
+}
+
 pub fn layer_norm<B: Dim, S: Dim, const M: usize, D: Device<f32>, T: Tape<f32, D>>(
     x: Tensor<(B, S, Const<M>), f32, D, T>,
     weight: &Tensor<Rank1<M>, f32, D>,

@@ -5,7 +5,7 @@
 //! adds a backward closure that owns what the gradient needs. Inputs must be contiguous
 //! (outputs of matmuls, additions or other ops, not permuted views); every caller in
 //! `nn` passes such tensors.
-use super::{cpu_attention, cpu_conv};
+use super::{cpu_attention, cpu_conv, cpu_linear};
 use super::{Kernels, Maps, QkvLayout, Window};
 use crate::nn::attention::AttentionMaps;
 use crate::nn::Mode;
@@ -99,6 +99,14 @@ impl Kernels for Cpu {
 
     fn max_pool<T: Tape<f32, Self>>(x: Maps<Self, T>, window: Window) -> Maps<Self, T> {
         cpu_conv::max_pool(x, window)
+    }
+
+    fn linear<R: Dim, I: Dim, O: Dim, T: Tape<f32, Self>>(
+        x: Tensor<(R, I), f32, Self, T>,
+        weight: Tensor<(O, I), f32, Self, T>,
+        bias: &Tensor<(O,), f32, Self>,
+    ) -> Tensor<(R, O), f32, Self, T> {
+        cpu_linear::linear(x, weight, bias)
     }
 
     fn gelu<S: Shape, T: Tape<f32, Self>>(x: Tensor<S, f32, Self, T>) -> Tensor<S, f32, Self, T> {

@@ -271,3 +271,34 @@ fn rational_erf_stays_within_5e_7_of_the_exact_value() {
         .fold(0.0, f64::max);
     assert!(worst < 5e-7, "max |erf error| {worst}");
 }
+
+#[test]
+fn fused_linear_matches_composite_values_and_gradients() {
+    let dev = Cpu::seed_from_u64(6);
+    // 300 rows: more than one task of the bias fill and the column sums.
+    let x: Tensor<(usize, Const<24>), f32, _> = dev.sample_normal_like(&(300, Const::<24>));
+    let w: Tensor<Rank2<40, 24>, f32, _> = dev.sample_normal();
+    let b: Tensor<Rank1<40>, f32, _> = dev.sample_normal();
+    let r: Tensor<(usize, Const<40>), f32, _> = dev.sample_normal_like(&(300, Const::<40>));
+    let run = |fused: bool| {
+        let (xt, wt) = (x.leaky_trace(), w.retaped::<OwnedTape<f32, Cpu>>());
+        let y = if fused {
+            <Cpu as Kernels>::linear(xt, wt, &b)
+        } else {
+            composite::linear(xt, wt, &b)
+        };
+        let values = y.as_vec();
+        let grads = (y * r.clone()).sum().backward();
+        (values, grads)
+    };
+    let (v_fused, g_fused) = run(true);
+    let (v_ref, g_ref) = run(false);
+    assert_close("values", &v_fused, &v_ref, TOL);
+    for (name, fused, reference) in [
+        ("x", g_fused.get(&x).as_vec(), g_ref.get(&x).as_vec()),
+        ("weight", g_fused.get(&w).as_vec(), g_ref.get(&w).as_vec()),
+        ("bias", g_fused.get(&b).as_vec(), g_ref.get(&b).as_vec()),
+    ] {
+        assert_close(name, &fused, &reference, 1e-4);
+    }
+}
