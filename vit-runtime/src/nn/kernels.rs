@@ -11,6 +11,7 @@ pub mod composite;
 mod cpu;
 mod cpu_attention;
 mod cpu_conv;
+mod cpu_gemm;
 mod cpu_linear;
 #[cfg(test)]
 mod tests;

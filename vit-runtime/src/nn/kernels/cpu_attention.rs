@@ -3,9 +3,11 @@
 //! Per image and head (`P = softmax(q kᵀ · scale)`, `Pd = P ⊙ mask`, `O = Pd v`):
 //! forward keeps `P`; backward regenerates the dropout mask from its seed and computes
 //! `dPd = dO vᵀ`, `dv = Pdᵀ dO`, `dS = P ⊙ (dP - rowsum(dP ⊙ P))` with `dP = dPd ⊙ mask`,
-//! `dq = scale · dS k`, `dk = scale · dSᵀ q`. All loops run along the last, contiguous
-//! index of their output so they vectorise; `S` and `DH` are small (50 and 16 in `vit`).
+//! `dq = scale · dS k`, `dk = scale · dSᵀ q`. The six products per head are small (`S`
+//! and `DH` are 50 and 16 in `vit`) `gemm` calls on the calling thread, straight on the
+//! strided q, k, v of the buffer; the tasks are the images.
 use super::cpu::{keep_mask, read};
+use super::cpu_gemm::{product, Matrix, Write};
 use super::QkvLayout;
 use crate::nn::attention::AttentionMaps;
 use crate::nn::Mode;
@@ -58,69 +60,17 @@ pub(super) fn attention_op<
     (out.put_tape(tape), maps)
 }
 
-/// Scratch of one image and head, reused across heads.
-struct Head {
-    q: Vec<f32>,
-    k: Vec<f32>,
-    v: Vec<f32>,
-    /// `kᵀ` and `vᵀ` (`DH x S`), so that rows of scores vectorise along tokens.
-    kt: Vec<f32>,
-    vt: Vec<f32>,
-    /// Dropout mask (`0` or `1 / keep`), `S x S`.
-    mask: Vec<f32>,
+/// Where q, k or v (`which` = 0, 1, 2) of image `b`, head `h` starts in the buffer:
+/// an `S x DH` matrix from there, rows `token_stride` apart.
+fn head_matrix(qkv: &[f32], l: QkvLayout, which: usize, b: usize, h: usize) -> Matrix<'_> {
+    let base = which * l.which_stride + b * l.batch_stride + h * l.head_stride;
+    Matrix::rows(&qkv[base..], l.token_stride)
 }
 
-impl Head {
-    fn new(l: &QkvLayout) -> Self {
-        let (s, dh) = (l.tokens, l.head_dim);
-        Self {
-            q: vec![0.0; s * dh],
-            k: vec![0.0; s * dh],
-            v: vec![0.0; s * dh],
-            kt: vec![0.0; s * dh],
-            vt: vec![0.0; s * dh],
-            mask: vec![0.0; s * s],
-        }
-    }
-
-    /// Copies q, k, v of image `b`, head `h` into `S x DH` row-major buffers.
-    fn gather(&mut self, qkv: &[f32], l: &QkvLayout, b: usize, h: usize) {
-        let dh = l.head_dim;
-        for (which, dst) in [&mut self.q, &mut self.k, &mut self.v]
-            .into_iter()
-            .enumerate()
-        {
-            let base = which * l.which_stride + b * l.batch_stride + h * l.head_stride;
-            for s in 0..l.tokens {
-                let src = base + s * l.token_stride;
-                dst[s * dh..(s + 1) * dh].copy_from_slice(&qkv[src..src + dh]);
-            }
-        }
-        let tokens = l.tokens;
-        for s in 0..tokens {
-            for d in 0..dh {
-                self.kt[d * tokens + s] = self.k[s * dh + d];
-                self.vt[d * tokens + s] = self.v[s * dh + d];
-            }
-        }
-    }
-
-    /// `row = scale · Σ_d a[d] · mᵀ[d]`: one row of `a mᵀ` from the transposed `mᵀ`.
-    fn row_times_transposed(a: &[f32], mt: &[f32], scale: f32, row: &mut [f32]) {
-        let s = row.len();
-        row.fill(0.0);
-        for (d, &ad) in a.iter().enumerate() {
-            let ad = ad * scale;
-            for (r, &m) in row.iter_mut().zip(&mt[d * s..(d + 1) * s]) {
-                *r += ad * m;
-            }
-        }
-    }
-
-    fn fill_mask(&mut self, keep: Option<(f32, u64)>, l: &QkvLayout, b: usize, h: usize) {
-        if let Some((keep, seed)) = keep {
-            keep_mask(seed, (b * l.heads + h) as u64, keep, &mut self.mask);
-        }
+/// The dropout mask of image `b`, head `h` (`0` or `1 / keep`, `S x S`), if dropout is on.
+fn fill_mask(mask: &mut [f32], keep: Option<(f32, u64)>, l: &QkvLayout, b: usize, h: usize) {
+    if let Some((keep, seed)) = keep {
+        keep_mask(seed, (b * l.heads + h) as u64, keep, mask);
     }
 }
 
@@ -136,29 +86,35 @@ fn forward(qkv: &[f32], l: QkvLayout, keep: Option<(f32, u64)>) -> (Vec<f32>, Ve
         .zip(weights.par_chunks_mut(heads * s * s))
         .enumerate()
         .for_each_init(
-            || Head::new(&l),
-            |head, (b, (out, weights))| {
+            // The weights after dropout, `S x S`, and the mask.
+            || (vec![0.0f32; s * s], vec![0.0f32; s * s]),
+            |(dropped, mask), (b, (out, weights))| {
                 for (h, p) in weights.chunks_mut(s * s).enumerate() {
-                    head.gather(qkv, &l, b, h);
-                    head.fill_mask(keep, &l, b, h);
-                    for i in 0..s {
-                        let row = &mut p[i * s..(i + 1) * s];
-                        Head::row_times_transposed(
-                            &head.q[i * dh..(i + 1) * dh],
-                            &head.kt,
-                            scale,
-                            row,
-                        );
-                        softmax_in_place(row);
-                        let o = &mut out[i * dim + h * dh..i * dim + (h + 1) * dh];
-                        let mask = &head.mask[i * s..(i + 1) * s];
-                        for (j, &pij) in row.iter().enumerate() {
-                            let a = if keep.is_some() { pij * mask[j] } else { pij };
-                            for (o, &v) in o.iter_mut().zip(&head.v[j * dh..(j + 1) * dh]) {
-                                *o += a * v;
-                            }
-                        }
-                    }
+                    let (q, k) = (head_matrix(qkv, l, 0, b, h), head_matrix(qkv, l, 1, b, h));
+                    let kt = Matrix::transposed(k.data, k.row_stride);
+                    product(p, s, (s, s, dh), q, kt, Write::Overwrite(scale), false);
+                    p.chunks_mut(s).for_each(softmax_in_place);
+                    let p: &[f32] = if keep.is_some() {
+                        fill_mask(mask, keep, &l, b, h);
+                        dropped
+                            .iter_mut()
+                            .zip(p.iter().zip(mask.iter()))
+                            .for_each(|(d, (p, m))| *d = p * m);
+                        dropped
+                    } else {
+                        p
+                    };
+                    let v = head_matrix(qkv, l, 2, b, h);
+                    let o = &mut out[h * dh..];
+                    product(
+                        o,
+                        dim,
+                        (s, dh, s),
+                        Matrix::rows(p, s),
+                        v,
+                        Write::Overwrite(1.0),
+                        false,
+                    );
                 }
             },
         );
@@ -194,57 +150,55 @@ fn backward(
     let per_image: Vec<Vec<f32>> = (0..l.batch)
         .into_par_iter()
         .map_init(
-            || (Head::new(&l), vec![0.0f32; s * s], vec![0.0f32; s * dh]),
-            |(head, ds, go), b| {
+            // dP then dS (`S x S`), the weights after dropout, the mask.
+            || {
+                (
+                    vec![0.0f32; s * s],
+                    vec![0.0f32; s * s],
+                    vec![0.0f32; s * s],
+                )
+            },
+            |(ds, dropped, mask), b| {
                 let mut grads = vec![0.0f32; heads * 3 * s * dh];
                 for h in 0..heads {
-                    head.gather(qkv, &l, b, h);
-                    head.fill_mask(keep, &l, b, h);
+                    let [q, k, v] = [0, 1, 2].map(|which| head_matrix(qkv, l, which, b, h));
                     let p = &weights[(b * heads + h) * s * s..(b * heads + h + 1) * s * s];
-                    for i in 0..s {
-                        go[i * dh..(i + 1) * dh]
-                            .copy_from_slice(&gy[(b * s + i) * dim + h * dh..][..dh]);
-                    }
+                    let go = Matrix::rows(&gy[b * s * dim + h * dh..], dim);
                     let (gq, rest) =
                         grads[h * 3 * s * dh..(h + 1) * 3 * s * dh].split_at_mut(s * dh);
                     let (gk, gv) = rest.split_at_mut(s * dh);
-                    for i in 0..s {
-                        let goi = &go[i * dh..(i + 1) * dh];
-                        let pi = &p[i * s..(i + 1) * s];
-                        let dsi = &mut ds[i * s..(i + 1) * s];
-                        // dPd[i][j] = dO[i] · v[j]; dv[j] += Pd[i][j] dO[i].
-                        for j in 0..s {
-                            let m = if keep.is_some() {
-                                head.mask[i * s + j]
-                            } else {
-                                1.0
-                            };
-                            let vj = &head.v[j * dh..(j + 1) * dh];
-                            let dpd: f32 = goi.iter().zip(vj).map(|(a, b)| a * b).sum();
-                            let pd = pi[j] * m;
-                            for (g, &o) in gv[j * dh..(j + 1) * dh].iter_mut().zip(goi) {
-                                *g += pd * o;
-                            }
-                            dsi[j] = dpd * m;
+                    // dPd = dO vᵀ; with dropout dP = dPd ⊙ mask and Pd = P ⊙ mask.
+                    let vt = Matrix::transposed(v.data, v.row_stride);
+                    product(ds, s, (s, s, dh), go, vt, Write::Overwrite(1.0), false);
+                    let pd: &[f32] = if keep.is_some() {
+                        fill_mask(mask, keep, &l, b, h);
+                        for ((d, pd), (&p, &m)) in ds
+                            .iter_mut()
+                            .zip(dropped.iter_mut())
+                            .zip(p.iter().zip(mask.iter()))
+                        {
+                            *d *= m;
+                            *pd = p * m;
                         }
-                        // Softmax backward: dS = P (dP - rowsum(dP P)).
+                        dropped
+                    } else {
+                        p
+                    };
+                    // dv = Pdᵀ dO.
+                    let pdt = Matrix::transposed(pd, s);
+                    product(gv, dh, (s, dh, s), pdt, go, Write::Overwrite(1.0), false);
+                    // Softmax backward, scaled for the scores: dS = P (dP - rowsum(dP P)) / sqrt(DH).
+                    for (dsi, pi) in ds.chunks_mut(s).zip(p.chunks(s)) {
                         let dot: f32 = dsi.iter().zip(pi).map(|(a, b)| a * b).sum();
                         for (d, &pij) in dsi.iter_mut().zip(pi) {
                             *d = pij * (*d - dot) * scale;
                         }
-                        // dq[i] += dS[i][j] k[j]; dk[j] += dS[i][j] q[i].
-                        let qi = &head.q[i * dh..(i + 1) * dh];
-                        let gqi = &mut gq[i * dh..(i + 1) * dh];
-                        for (j, &d) in dsi.iter().enumerate() {
-                            let kj = &head.k[j * dh..(j + 1) * dh];
-                            for (g, &k) in gqi.iter_mut().zip(kj) {
-                                *g += d * k;
-                            }
-                            for (g, &q) in gk[j * dh..(j + 1) * dh].iter_mut().zip(qi) {
-                                *g += d * q;
-                            }
-                        }
                     }
+                    // dq = dS k; dk = dSᵀ q.
+                    let dsm = Matrix::rows(ds, s);
+                    product(gq, dh, (s, dh, s), dsm, k, Write::Overwrite(1.0), false);
+                    let dst = Matrix::transposed(ds, s);
+                    product(gk, dh, (s, dh, s), dst, q, Write::Overwrite(1.0), false);
                 }
                 grads
             },

@@ -6,78 +6,9 @@
 //! and the product accumulates onto it; backward accumulates straight into the gradient
 //! buffers and sums the bias gradient on every thread.
 use super::cpu::read;
+use super::cpu_gemm::{product, Matrix, Write};
 use dfdx::prelude::*;
-use gemm::Parallelism;
 use rayon::prelude::*;
-
-/// A matrix stored in a slice: element `(r, c)` at `r * row_stride + c * col_stride`.
-#[derive(Clone, Copy)]
-struct Matrix<'a> {
-    data: &'a [f32],
-    row_stride: usize,
-    col_stride: usize,
-}
-
-impl<'a> Matrix<'a> {
-    fn row_major(data: &'a [f32], cols: usize) -> Self {
-        Matrix {
-            data,
-            row_stride: cols,
-            col_stride: 1,
-        }
-    }
-
-    fn transposed(data: &'a [f32], cols: usize) -> Self {
-        Matrix {
-            data,
-            row_stride: 1,
-            col_stride: cols,
-        }
-    }
-
-    /// Whether every element of a `rows x cols` matrix lies inside the slice.
-    fn holds(&self, rows: usize, cols: usize) -> bool {
-        rows == 0
-            || cols == 0
-            || (rows - 1) * self.row_stride + (cols - 1) * self.col_stride < self.data.len()
-    }
-}
-
-/// `dst += a · b` for a row-major `m x n` `dst`, `a` of `m x k` and `b` of `k x n`,
-/// on every rayon thread.
-fn add_product(dst: &mut [f32], (m, n, k): (usize, usize, usize), a: Matrix, b: Matrix) {
-    assert_eq!(dst.len(), m * n, "destination size");
-    assert!(a.holds(m, k) && b.holds(k, n), "operand sizes");
-    if m == 0 || n == 0 || k == 0 {
-        return;
-    }
-    // SAFETY: the three matrices lie inside their slices (checked above), `dst` is
-    // borrowed mutably so it overlaps neither operand, and gemm reads and writes only
-    // the elements the sizes and strides describe.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            true,
-            a.data.as_ptr(),
-            a.col_stride as isize,
-            a.row_stride as isize,
-            b.data.as_ptr(),
-            b.col_stride as isize,
-            b.row_stride as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            Parallelism::Rayon(rayon::current_num_threads()),
-        );
-    }
-}
 
 /// `acc += x`, element by element.
 fn add_to(acc: &mut [f32], x: &[f32]) {
@@ -108,11 +39,14 @@ pub(super) fn linear<R: Dim, I: Dim, O: Dim, T: Tape<f32, Cpu>>(
                 .chunks_mut(outputs)
                 .for_each(|row| row.copy_from_slice(&b))
         });
-    add_product(
+    product(
         &mut output,
+        outputs,
         (rows, outputs, inputs),
-        Matrix::row_major(&input, inputs),
+        Matrix::rows(&input, inputs),
         Matrix::transposed(&w, inputs),
+        Write::Accumulate(1.0),
+        true,
     );
     let out = x
         .device()
@@ -123,17 +57,23 @@ pub(super) fn linear<R: Dim, I: Dim, O: Dim, T: Tape<f32, Cpu>>(
             (x.ghost(), weight.ghost(), bias.ghost(), out.ghost());
         tape.add_backward_op(move |grads| {
             let gy = grads.get_or_alloc_mut(&out_ghost)?.to_vec();
-            add_product(
+            product(
                 grads.get_or_alloc_mut(&x_ghost)?,
+                inputs,
                 (rows, inputs, outputs),
-                Matrix::row_major(&gy, outputs),
-                Matrix::row_major(&w, inputs),
+                Matrix::rows(&gy, outputs),
+                Matrix::rows(&w, inputs),
+                Write::Accumulate(1.0),
+                true,
             );
-            add_product(
+            product(
                 grads.get_or_alloc_mut(&w_ghost)?,
+                inputs,
                 (outputs, inputs, rows),
                 Matrix::transposed(&gy, outputs),
-                Matrix::row_major(&input, inputs),
+                Matrix::rows(&input, inputs),
+                Write::Accumulate(1.0),
+                true,
             );
             let column_sums = gy
                 .par_chunks(ROWS_PER_TASK * outputs)
