@@ -153,22 +153,18 @@ impl<
             out: (HO, WO),
         };
         let columns = D::unfold(x, window);
-        // PyTorch's (CO, CI, K, K) weight, reordered to (K*K*CI, CO).
+        // PyTorch's (CO, CI, K, K) weight, reordered to (CO, K*K*CI) like the columns.
         let weight = self
             .weight
             .retaped::<T>()
             .permute::<_, Axes4<0, 2, 3, 1>>()
-            .reshape_like(&(Const::<CO>, K * K * CI))
-            .permute::<_, Axes2<1, 0>>();
-        let y = columns
-            .matmul(weight)
-            .reshape_like(&(b, Const::<HO>, Const::<WO>, Const::<CO>))
-            .permute::<_, Axes4<0, 3, 1, 2>>();
-        let shape = *y.shape();
-        y + self
-            .bias
-            .retaped::<T>()
-            .broadcast_like::<_, Axes3<0, 2, 3>>(&shape)
+            .reshape_like(&(Const::<CO>, K * K * CI));
+        D::conv_product(columns, weight, &self.bias, b.size()).reshape_like(&(
+            b,
+            Const::<CO>,
+            Const::<HO>,
+            Const::<WO>,
+        ))
     }
 }
 

@@ -111,6 +111,17 @@ pub trait Kernels: Device<f32> {
         composite::linear(x, weight, bias)
     }
 
+    /// The product of a convolution, channels first: im2col rows `(B * P, I)` (`P` output
+    /// pixels per image) times `weightᵀ`, plus `bias`, as `(B, O, P)`.
+    fn conv_product<I: Dim, O: Dim, T: Tape<f32, Self>>(
+        columns: Tensor<(usize, I), f32, Self, T>,
+        weight: Tensor<(O, I), f32, Self, T>,
+        bias: &Tensor<(O,), f32, Self>,
+        batch: usize,
+    ) -> Tensor<(usize, O, usize), f32, Self, T> {
+        composite::conv_product(columns, weight, bias, batch)
+    }
+
     /// The exact (erf) GELU, `x * Phi(x)`.
     fn gelu<S: Shape, T: Tape<f32, Self>>(x: Tensor<S, f32, Self, T>) -> Tensor<S, f32, Self, T> {
         composite::gelu(x)

@@ -18,6 +18,22 @@ pub fn linear<R: Dim, I: Dim, O: Dim, D: Device<f32>, T: Tape<f32, D>>(
     y + bias.retaped::<T>().broadcast_like(&shape)
 }
 
+/// See [`super::Kernels::conv_product`].
+pub fn conv_product<I: Dim, O: Dim, D: Device<f32>, T: Tape<f32, D>>(
+    columns: Tensor<(usize, I), f32, D, T>,
+    weight: Tensor<(O, I), f32, D, T>,
+    bias: &Tensor<(O,), f32, D>,
+    batch: usize,
+) -> Tensor<(usize, O, usize), f32, D, T> {
+    let pixels = columns.shape().0 / batch.max(1);
+    let o = weight.shape().0;
+    let y = linear(columns, weight, bias)
+        .reshape_like(&(batch, pixels, o))
+        .permute::<_, Axes3<0, 2, 1>>();
+    // A contiguous copy: callers reshape the result as channels-first maps.
+    y.reshape_like(&(batch, o, pixels))
+}
+
 pub fn layer_norm<B: Dim, S: Dim, const M: usize, D: Device<f32>, T: Tape<f32, D>>(
     x: Tensor<(B, S, Const<M>), f32, D, T>,
     weight: &Tensor<Rank1<M>, f32, D>,

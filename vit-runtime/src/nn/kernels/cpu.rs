@@ -109,6 +109,15 @@ impl Kernels for Cpu {
         cpu_linear::linear(x, weight, bias)
     }
 
+    fn conv_product<I: Dim, O: Dim, T: Tape<f32, Self>>(
+        columns: Tensor<(usize, I), f32, Self, T>,
+        weight: Tensor<(O, I), f32, Self, T>,
+        bias: &Tensor<(O,), f32, Self>,
+        batch: usize,
+    ) -> Tensor<(usize, O, usize), f32, Self, T> {
+        cpu_linear::conv_product(columns, weight, bias, batch)
+    }
+
     fn gelu<S: Shape, T: Tape<f32, Self>>(x: Tensor<S, f32, Self, T>) -> Tensor<S, f32, Self, T> {
         let (x, mut tape) = x.split_tape();
         let input = read(&x);

@@ -302,3 +302,40 @@ fn fused_linear_matches_composite_values_and_gradients() {
         assert_close(name, &fused, &reference, 1e-4);
     }
 }
+
+#[test]
+fn fused_conv_product_matches_composite_values_and_gradients() {
+    let dev = Cpu::seed_from_u64(7);
+    // 3 images of 20 output pixels, 18 inputs (3x3 windows of 2 channels), 5 outputs.
+    let (batch, pixels) = (3, 20);
+    let cols: Tensor<(usize, usize), f32, _> = dev.sample_normal_like(&(batch * pixels, 18));
+    let w: Tensor<(Const<5>, usize), f32, _> = dev.sample_normal_like(&(Const::<5>, 18));
+    let b: Tensor<Rank1<5>, f32, _> = dev.sample_normal();
+    let r: Tensor<(usize, Const<5>, usize), f32, _> =
+        dev.sample_normal_like(&(batch, Const::<5>, pixels));
+    let run = |fused: bool| {
+        let (ct, wt) = (cols.leaky_trace(), w.retaped::<OwnedTape<f32, Cpu>>());
+        let y = if fused {
+            <Cpu as Kernels>::conv_product(ct, wt, &b, batch)
+        } else {
+            composite::conv_product(ct, wt, &b, batch)
+        };
+        let values = y.as_vec();
+        let grads = (y * r.clone()).sum().backward();
+        (values, grads)
+    };
+    let (v_fused, g_fused) = run(true);
+    let (v_ref, g_ref) = run(false);
+    assert_close("values", &v_fused, &v_ref, TOL);
+    for (name, fused, reference) in [
+        (
+            "columns",
+            g_fused.get(&cols).as_vec(),
+            g_ref.get(&cols).as_vec(),
+        ),
+        ("weight", g_fused.get(&w).as_vec(), g_ref.get(&w).as_vec()),
+        ("bias", g_fused.get(&b).as_vec(), g_ref.get(&b).as_vec()),
+    ] {
+        assert_close(name, &fused, &reference, 1e-4);
+    }
+}
