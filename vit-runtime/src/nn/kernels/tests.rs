@@ -18,6 +18,22 @@ fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f32) {
     );
 }
 
+/// Gradients of named inputs, as `run` below returns them.
+type NamedGrads = Vec<(&'static str, Vec<f32>)>;
+
+/// `run(fused)` runs an op fused (`true`) or composite and returns its output and the
+/// gradients of `sum(output * r)` for its inputs: the outputs must agree within `TOL`, the
+/// gradients within 1e-4.
+fn assert_fused_matches_composite(run: impl Fn(bool) -> (Vec<f32>, NamedGrads)) {
+    let (v_fused, g_fused) = run(true);
+    let (v_ref, g_ref) = run(false);
+    assert_close("values", &v_fused, &v_ref, TOL);
+    assert_eq!(g_fused.len(), g_ref.len(), "gradients");
+    for ((name, fused), (_, reference)) in g_fused.iter().zip(&g_ref) {
+        assert_close(name, fused, reference, 1e-4);
+    }
+}
+
 #[test]
 fn fused_gelu_matches_composite_values_and_gradients() {
     let dev = Cpu::seed_from_u64(1);
@@ -43,7 +59,7 @@ fn fused_layer_norm_matches_composite_values_and_gradients() {
     let w: Tensor<Rank1<24>, f32, _> = dev.sample_normal();
     let b: Tensor<Rank1<24>, f32, _> = dev.sample_normal();
     let r: Tensor<Rank3<3, 7, 24>, f32, _> = dev.sample_normal();
-    let run = |fused: bool| {
+    assert_fused_matches_composite(|fused| {
         let xt = x.leaky_trace();
         let y = if fused {
             <Cpu as Kernels>::layer_norm(xt, &w, &b, 1e-5)
@@ -51,19 +67,14 @@ fn fused_layer_norm_matches_composite_values_and_gradients() {
             composite::layer_norm(xt, &w, &b, 1e-5)
         };
         let values = y.as_vec();
-        let grads = (y * r.clone()).sum().backward();
+        let g = (y * r.clone()).sum().backward();
+        let grads = vec![
+            ("x", g.get(&x).as_vec()),
+            ("weight", g.get(&w).as_vec()),
+            ("bias", g.get(&b).as_vec()),
+        ];
         (values, grads)
-    };
-    let (v_fused, g_fused) = run(true);
-    let (v_ref, g_ref) = run(false);
-    assert_close("values", &v_fused, &v_ref, TOL);
-    for (name, fused, reference) in [
-        ("x", g_fused.get(&x).as_vec(), g_ref.get(&x).as_vec()),
-        ("weight", g_fused.get(&w).as_vec(), g_ref.get(&w).as_vec()),
-        ("bias", g_fused.get(&b).as_vec(), g_ref.get(&b).as_vec()),
-    ] {
-        assert_close(name, &fused, &reference, 1e-4);
-    }
+    });
 }
 
 #[test]
@@ -280,7 +291,7 @@ fn fused_linear_matches_composite_values_and_gradients() {
     let w: Tensor<Rank2<40, 24>, f32, _> = dev.sample_normal();
     let b: Tensor<Rank1<40>, f32, _> = dev.sample_normal();
     let r: Tensor<(usize, Const<40>), f32, _> = dev.sample_normal_like(&(300, Const::<40>));
-    let run = |fused: bool| {
+    assert_fused_matches_composite(|fused| {
         let (xt, wt) = (x.leaky_trace(), w.retaped::<OwnedTape<f32, Cpu>>());
         let y = if fused {
             <Cpu as Kernels>::linear(xt, wt, &b)
@@ -288,19 +299,14 @@ fn fused_linear_matches_composite_values_and_gradients() {
             composite::linear(xt, wt, &b)
         };
         let values = y.as_vec();
-        let grads = (y * r.clone()).sum().backward();
+        let g = (y * r.clone()).sum().backward();
+        let grads = vec![
+            ("x", g.get(&x).as_vec()),
+            ("weight", g.get(&w).as_vec()),
+            ("bias", g.get(&b).as_vec()),
+        ];
         (values, grads)
-    };
-    let (v_fused, g_fused) = run(true);
-    let (v_ref, g_ref) = run(false);
-    assert_close("values", &v_fused, &v_ref, TOL);
-    for (name, fused, reference) in [
-        ("x", g_fused.get(&x).as_vec(), g_ref.get(&x).as_vec()),
-        ("weight", g_fused.get(&w).as_vec(), g_ref.get(&w).as_vec()),
-        ("bias", g_fused.get(&b).as_vec(), g_ref.get(&b).as_vec()),
-    ] {
-        assert_close(name, &fused, &reference, 1e-4);
-    }
+    });
 }
 
 #[test]
