@@ -1,5 +1,5 @@
-//! Safe matrix products on strided slices, through the `gemm` crate dfdx also uses (it
-//! picks AVX2/FMA or AVX-512 kernels at run time).
+//! Safe matrix products on strided slices, through the `gemm` crate (it picks AVX2/FMA or
+//! AVX-512 kernels at run time; dfdx's own gemm 0.15 has no AVX-512 ones on stable Rust).
 use gemm::Parallelism;
 
 /// A matrix inside a slice: element `(r, c)` at `r * row_stride + c * col_stride`.
