@@ -61,7 +61,7 @@ pub fn emit(model: &Model, cnn: &Cnn, ty: &Ident) -> TokenStream {
             } => {
                 quote!(let x = #nn::cnn::pool2d::<B, #c, #kernel, #stride, #hi, #wi, #ho, #wo, D, T>(x, #nn::Pool::Avg);)
             }
-            CnnLayer::Relu => quote!(let x = x.relu();),
+            CnnLayer::Relu => quote!(let x = #nn::relu(x);),
             CnnLayer::Gelu => quote!(let x = #nn::gelu(x);),
             CnnLayer::Dropout(p) => {
                 let p = p as f32;

@@ -1,10 +1,10 @@
 //! Conv and pooling layers with all sizes known at compile time.
 //!
 //! dfdx 0.13's conv and pool ops (module- and tensor-level) only exist behind its
-//! `nightly` feature. So the conv here is built from stable ops that dfdx differentiates
-//! and runs on every device: zero padding by concatenation, the `K*K` shifted (strided)
-//! windows stacked into an im2col matrix, and one matmul. Pooling reduces the same stacked
-//! windows with a max or a mean. vit-macros computes every output size and passes it in as a const
+//! `nightly` feature. So a conv is [`Kernels::conv2d`]: on the CPU a fused im2col and
+//! product per image; elsewhere built from stable ops that dfdx differentiates (zero padding
+//! by concatenation, the `K*K` shifted, strided windows stacked into an im2col matrix, and
+//! one matmul). Pooling reduces the same stacked windows with a max or a mean. vit-macros computes every output size and passes it in as a const
 //! parameter; the `CHECK` consts prove the sizes consistent at compile time.
 use super::kernels::{Kernels, Window};
 use dfdx::prelude::*;
@@ -145,21 +145,18 @@ impl<
         let () = Self::CHECK;
         let b = x.shape().0;
         let x = x.reshape_like(&(b.size(), CI, HI, WI));
-        // im2col: (B*HO*WO, K*K*CI), window-major like the weight below.
         let window = Window {
             k: K,
             stride: STRIDE,
             padding: PAD,
             out: (HO, WO),
         };
-        let columns = D::unfold(x, window);
-        // PyTorch's (CO, CI, K, K) weight, reordered to (CO, K*K*CI) like the columns.
+        // PyTorch's (CO, CI, K, K) weight as (CO, CI * K * K): a reshape, no copy.
         let weight = self
             .weight
             .retaped::<T>()
-            .permute::<_, Axes4<0, 2, 3, 1>>()
-            .reshape_like(&(Const::<CO>, K * K * CI));
-        D::conv_product(columns, weight, &self.bias, b.size()).reshape_like(&(
+            .reshape_like(&(Const::<CO>, CI * K * K));
+        D::conv2d(x, weight, &self.bias, window).reshape_like(&(
             b,
             Const::<CO>,
             Const::<HO>,

@@ -13,6 +13,7 @@ mod cpu_attention;
 mod cpu_conv;
 mod cpu_gemm;
 mod cpu_linear;
+mod cpu_math;
 #[cfg(test)]
 mod tests;
 
@@ -88,13 +89,15 @@ pub struct Window {
 
 /// The fused ops a device offers; every method has the composite dfdx version as default.
 pub trait Kernels: Device<f32> {
-    /// im2col: `(B, C, H, W) -> (B * HO * WO, K * K * C)`, each row one window with its
-    /// columns in `(ky, kx, c)` order.
-    fn unfold<T: Tape<f32, Self>>(
+    /// A convolution: `(B, C, H, W) -> (B, O, HO * WO)`, with PyTorch's `(O, C, K, K)`
+    /// weight as `(O, C * K * K)` and one bias per output channel.
+    fn conv2d<O: Dim, T: Tape<f32, Self>>(
         x: Maps<Self, T>,
+        weight: Tensor<(O, usize), f32, Self, T>,
+        bias: &Tensor<(O,), f32, Self>,
         window: Window,
-    ) -> Tensor<(usize, usize), f32, Self, T> {
-        composite::unfold(x, window)
+    ) -> Tensor<(usize, O, usize), f32, Self, T> {
+        composite::conv2d(x, weight, bias, window)
     }
 
     /// Max pooling (no padding): `(B, C, H, W) -> (B, C, HO, WO)`.
@@ -111,15 +114,9 @@ pub trait Kernels: Device<f32> {
         composite::linear(x, weight, bias)
     }
 
-    /// The product of a convolution, channels first: im2col rows `(B * P, I)` (`P` output
-    /// pixels per image) times `weightᵀ`, plus `bias`, as `(B, O, P)`.
-    fn conv_product<I: Dim, O: Dim, T: Tape<f32, Self>>(
-        columns: Tensor<(usize, I), f32, Self, T>,
-        weight: Tensor<(O, I), f32, Self, T>,
-        bias: &Tensor<(O,), f32, Self>,
-        batch: usize,
-    ) -> Tensor<(usize, O, usize), f32, Self, T> {
-        composite::conv_product(columns, weight, bias, batch)
+    /// `max(x, 0)`, with gradient 0 at 0 (as PyTorch).
+    fn relu<S: Shape, T: Tape<f32, Self>>(x: Tensor<S, f32, Self, T>) -> Tensor<S, f32, Self, T> {
+        x.relu()
     }
 
     /// The exact (erf) GELU, `x * Phi(x)`.

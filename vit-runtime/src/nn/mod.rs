@@ -52,9 +52,16 @@ impl Activation {
     ) -> Tensor<S, f32, D, T> {
         match self {
             Activation::Gelu => D::gelu(x),
-            Activation::Relu => x.relu(),
+            Activation::Relu => relu(x),
         }
     }
+}
+
+/// `max(x, 0)`: the device's [`Kernels::relu`] (on the CPU one parallel pass each way).
+pub fn relu<S: Shape, D: Kernels, T: Tape<f32, D>>(
+    x: Tensor<S, f32, D, T>,
+) -> Tensor<S, f32, D, T> {
+    D::relu(x)
 }
 
 /// The exact GELU `x * Phi(x)` with a correct gradient, from dfdx ops

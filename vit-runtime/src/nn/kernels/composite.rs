@@ -18,16 +18,22 @@ pub fn linear<R: Dim, I: Dim, O: Dim, D: Device<f32>, T: Tape<f32, D>>(
     y + bias.retaped::<T>().broadcast_like(&shape)
 }
 
-/// See [`super::Kernels::conv_product`].
-pub fn conv_product<I: Dim, O: Dim, D: Device<f32>, T: Tape<f32, D>>(
-    columns: Tensor<(usize, I), f32, D, T>,
-    weight: Tensor<(O, I), f32, D, T>,
+/// See [`super::Kernels::conv2d`]: im2col rows (below) times the weight reordered to
+/// their `(ky, kx, c)` order, plus the bias, moved channels first.
+pub fn conv2d<O: Dim, D: Device<f32>, T: Tape<f32, D>>(
+    x: Maps<D, T>,
+    weight: Tensor<(O, usize), f32, D, T>,
     bias: &Tensor<(O,), f32, D>,
-    batch: usize,
+    window: Window,
 ) -> Tensor<(usize, O, usize), f32, D, T> {
-    let pixels = columns.shape().0 / batch.max(1);
-    let o = weight.shape().0;
-    let y = linear(columns, weight, bias)
+    let (batch, c, _, _) = *x.shape();
+    let (o, taps) = (weight.shape().0, window.k * window.k);
+    let pixels = window.out.0 * window.out.1;
+    let weight = weight
+        .reshape_like(&(o, c, taps))
+        .permute::<_, Axes3<0, 2, 1>>()
+        .reshape_like(&(o, taps * c));
+    let y = linear(unfold(x, window), weight, bias)
         .reshape_like(&(batch, pixels, o))
         .permute::<_, Axes3<0, 2, 1>>();
     // A contiguous copy: callers reshape the result as channels-first maps.
@@ -161,7 +167,8 @@ pub fn attend<
     (weights.matmul(v), maps)
 }
 
-/// See [`super::Kernels::unfold`]: the `K*K` strided views stacked, `(K*K, B, C, HO, WO)`,
+/// im2col: `(B, C, H, W) -> (B * HO * WO, K * K * C)`, each row one window with its
+/// columns in `(ky, kx, c)` order: the `K*K` strided views stacked, `(K*K, B, C, HO, WO)`,
 /// reordered to `(B, HO, WO, K*K, C)`.
 pub fn unfold<D: Device<f32>, T: Tape<f32, D>>(
     x: Maps<D, T>,

@@ -24,37 +24,11 @@ pub(super) fn read<S: Shape, T>(t: &Tensor<S, f32, Cpu, T>) -> Vec<f32> {
     data
 }
 
+use super::cpu_math::{dot, erf, exp, sum, sum_map};
+
 const SQRT_1_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
 /// `1 / sqrt(2 pi)`.
 const INV_SQRT_2PI: f32 = 0.398_942_3;
-
-/// `erf` as a rational function of `x` (Eigen's `generic_fast_erf_float`; at most 4.2e-7
-/// from the exact value): no branches or calls, so the GELU loops vectorise once it is
-/// inlined into them. `libm::erff` made GELU a tenth of a ViT training step.
-#[inline(always)]
-pub(super) fn erf(x: f32) -> f32 {
-    const NUMERATOR: [f32; 7] = [
-        -2.726_142_3e-10,
-        2.770_681_4e-8,
-        -2.101_024e-6,
-        -5.692_506_4e-5,
-        -7.349_906_3e-4,
-        -2.954_6e-3,
-        -1.609_603_3e-2,
-    ];
-    const DENOMINATOR: [f32; 5] = [
-        -1.456_607_2e-5,
-        -2.133_740_6e-4,
-        -1.682_827e-3,
-        -7.373_329e-3,
-        -1.426_474e-2,
-    ];
-    let x = x.clamp(-4.0, 4.0);
-    let x2 = x * x;
-    let p = NUMERATOR.iter().fold(0.0, |acc, &c| acc * x2 + c);
-    let q = DENOMINATOR.iter().fold(0.0, |acc, &c| acc * x2 + c);
-    x * p / q
-}
 
 #[inline(always)]
 fn gelu_value(x: f32) -> f32 {
@@ -64,7 +38,7 @@ fn gelu_value(x: f32) -> f32 {
 /// `d/dx (x Phi(x)) = Phi(x) + x phi(x)`.
 #[inline(always)]
 fn gelu_slope(x: f32) -> f32 {
-    0.5 * (1.0 + erf(x * SQRT_1_2)) + x * INV_SQRT_2PI * (-0.5 * x * x).exp()
+    0.5 * (1.0 + erf(x * SQRT_1_2)) + x * INV_SQRT_2PI * exp(-0.5 * x * x)
 }
 
 /// A deterministic stream of keep/drop decisions: chunk `c` of a dropout draws from its own
@@ -90,11 +64,13 @@ pub(super) fn keep_mask(seed: u64, chunk: u64, keep: f32, out: &mut [f32]) {
 }
 
 impl Kernels for Cpu {
-    fn unfold<T: Tape<f32, Self>>(
+    fn conv2d<O: Dim, T: Tape<f32, Self>>(
         x: Maps<Self, T>,
+        weight: Tensor<(O, usize), f32, Self, T>,
+        bias: &Tensor<(O,), f32, Self>,
         window: Window,
-    ) -> Tensor<(usize, usize), f32, Self, T> {
-        cpu_conv::unfold(x, window)
+    ) -> Tensor<(usize, O, usize), f32, Self, T> {
+        cpu_conv::conv2d(x, weight, bias, window)
     }
 
     fn max_pool<T: Tape<f32, Self>>(x: Maps<Self, T>, window: Window) -> Maps<Self, T> {
@@ -109,13 +85,31 @@ impl Kernels for Cpu {
         cpu_linear::linear(x, weight, bias)
     }
 
-    fn conv_product<I: Dim, O: Dim, T: Tape<f32, Self>>(
-        columns: Tensor<(usize, I), f32, Self, T>,
-        weight: Tensor<(O, I), f32, Self, T>,
-        bias: &Tensor<(O,), f32, Self>,
-        batch: usize,
-    ) -> Tensor<(usize, O, usize), f32, Self, T> {
-        cpu_linear::conv_product(columns, weight, bias, batch)
+    fn relu<S: Shape, T: Tape<f32, Self>>(x: Tensor<S, f32, Self, T>) -> Tensor<S, f32, Self, T> {
+        let (x, mut tape) = x.split_tape();
+        let mut output = read(&x);
+        output
+            .par_chunks_mut(CHUNK)
+            .for_each(|y| y.iter_mut().for_each(|y| *y = y.max(0.0)));
+        let out = x.device().tensor_from_vec(output, *x.shape());
+        if T::OWNS_TAPE {
+            // The output is positive exactly where the input is: keep it, not a copy.
+            let (x_ghost, out_ghost, kept) = (x.ghost(), out.ghost(), out.clone());
+            tape.add_backward_op(move |grads| {
+                let y = read(&kept);
+                let gy = grads.get_or_alloc_mut(&out_ghost)?.to_vec();
+                let gx = grads.get_or_alloc_mut(&x_ghost)?;
+                gx.par_chunks_mut(CHUNK)
+                    .zip(gy.par_chunks(CHUNK).zip(y.par_chunks(CHUNK)))
+                    .for_each(|(gx, (gy, y))| {
+                        for ((gx, &gy), &y) in gx.iter_mut().zip(gy).zip(y) {
+                            *gx += if y > 0.0 { gy } else { 0.0 };
+                        }
+                    });
+                Ok(())
+            });
+        }
+        out.put_tape(tape)
     }
 
     fn gelu<S: Shape, T: Tape<f32, Self>>(x: Tensor<S, f32, Self, T>) -> Tensor<S, f32, Self, T> {
@@ -172,8 +166,8 @@ impl Kernels for Cpu {
             .zip(stats.par_chunks_mut(rows_per_task))
             .for_each(|((y, x), stats)| {
                 for ((y, x), stat) in y.chunks_mut(M).zip(x.chunks(M)).zip(stats) {
-                    let mean = x.iter().sum::<f32>() / M as f32;
-                    let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / M as f32;
+                    let mean = sum(x) / M as f32;
+                    let var = sum_map(x, |v| (v - mean) * (v - mean)) / M as f32;
                     let rstd = 1.0 / (var + eps).sqrt();
                     for i in 0..M {
                         y[i] = (x[i] - mean) * rstd * w[i] + b[i];
@@ -204,17 +198,14 @@ impl Kernels for Cpu {
                             .zip(x.chunks(M))
                             .zip(stats)
                         {
-                            let (mut mean_g, mut mean_gx) = (0.0f32, 0.0f32);
                             for i in 0..M {
                                 xhat[i] = (x[i] - mean) * rstd;
                                 g[i] = gy[i] * w[i];
-                                mean_g += g[i];
-                                mean_gx += g[i] * xhat[i];
                                 gw[i] += gy[i] * xhat[i];
                                 gb[i] += gy[i];
                             }
-                            mean_g /= M as f32;
-                            mean_gx /= M as f32;
+                            let mean_g = sum(&g) / M as f32;
+                            let mean_gx = dot(&g, &xhat) / M as f32;
                             for i in 0..M {
                                 gx[i] += rstd * (g[i] - mean_g - xhat[i] * mean_gx);
                             }

@@ -8,6 +8,7 @@
 //! strided q, k, v of the buffer; the tasks are the images.
 use super::cpu::{keep_mask, read};
 use super::cpu_gemm::{product, Matrix, Write};
+use super::cpu_math;
 use super::QkvLayout;
 use crate::nn::attention::AttentionMaps;
 use crate::nn::Mode;
@@ -44,7 +45,9 @@ pub(super) fn attention_op<
     } else {
         None
     };
-    let (output, weights) = forward(&input, layout, keep);
+    // The weights are kept for the backward pass and for the maps; inference needs neither.
+    let keep_weights = T::OWNS_TAPE || want_maps;
+    let (output, weights) = forward(&input, layout, keep, keep_weights);
     let out = dev.tensor_from_vec(output, (batch, Const::<S>, Const::<DIM>));
     let maps = want_maps
         .then(|| dev.tensor_from_vec(weights.clone(), (batch, Const::<H>, Const::<S>, Const::<S>)));
@@ -74,61 +77,91 @@ fn fill_mask(mask: &mut [f32], keep: Option<(f32, u64)>, l: &QkvLayout, b: usize
     }
 }
 
-/// `(output (B, S, DIM), weights (B, H, S, S))`.
-fn forward(qkv: &[f32], l: QkvLayout, keep: Option<(f32, u64)>) -> (Vec<f32>, Vec<f32>) {
-    let (s, dh, heads) = (l.tokens, l.head_dim, l.heads);
-    let dim = heads * dh;
-    let scale = 1.0 / (dh as f32).sqrt();
+/// `(output (B, S, DIM), weights (B, H, S, S))`; without `keep_weights` the weights are
+/// not kept (an empty vector): each image's live in its task's buffer.
+fn forward(
+    qkv: &[f32],
+    l: QkvLayout,
+    keep: Option<(f32, u64)>,
+    keep_weights: bool,
+) -> (Vec<f32>, Vec<f32>) {
+    let (s, dim) = (l.tokens, l.heads * l.head_dim);
+    let image_weights = l.heads * s * s;
     let mut output = vec![0.0; l.batch * s * dim];
-    let mut weights = vec![0.0; l.batch * heads * s * s];
-    output
-        .par_chunks_mut(s * dim)
-        .zip(weights.par_chunks_mut(heads * s * s))
-        .enumerate()
-        .for_each_init(
-            // The weights after dropout, `S x S`, and the mask.
-            || (vec![0.0f32; s * s], vec![0.0f32; s * s]),
-            |(dropped, mask), (b, (out, weights))| {
-                for (h, p) in weights.chunks_mut(s * s).enumerate() {
-                    let (q, k) = (head_matrix(qkv, l, 0, b, h), head_matrix(qkv, l, 1, b, h));
-                    let kt = Matrix::transposed(k.data, k.row_stride);
-                    product(p, s, (s, s, dh), q, kt, Write::Overwrite(scale), false);
-                    p.chunks_mut(s).for_each(softmax_in_place);
-                    let p: &[f32] = if keep.is_some() {
-                        fill_mask(mask, keep, &l, b, h);
-                        dropped
-                            .iter_mut()
-                            .zip(p.iter().zip(mask.iter()))
-                            .for_each(|(d, (p, m))| *d = p * m);
-                        dropped
-                    } else {
-                        p
-                    };
-                    let v = head_matrix(qkv, l, 2, b, h);
-                    let o = &mut out[h * dh..];
-                    product(
-                        o,
-                        dim,
-                        (s, dh, s),
-                        Matrix::rows(p, s),
-                        v,
-                        Write::Overwrite(1.0),
-                        false,
-                    );
-                }
+    // Per task: the weights after dropout (`S x S`) and the mask.
+    let buffers = || (vec![0.0f32; s * s], vec![0.0f32; s * s]);
+    if keep_weights {
+        let mut weights = vec![0.0; l.batch * image_weights];
+        output
+            .par_chunks_mut(s * dim)
+            .zip(weights.par_chunks_mut(image_weights))
+            .enumerate()
+            .for_each_init(buffers, |(dropped, mask), (b, (out, weights))| {
+                attend(qkv, l, keep, b, out, weights, dropped, mask)
+            });
+        (output, weights)
+    } else {
+        output.par_chunks_mut(s * dim).enumerate().for_each_init(
+            || (vec![0.0f32; image_weights], buffers()),
+            |(weights, (dropped, mask)), (b, out)| {
+                attend(qkv, l, keep, b, out, weights, dropped, mask)
             },
         );
-    (output, weights)
+        (output, Vec::new())
+    }
 }
 
-fn softmax_in_place(row: &mut [f32]) {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0.0;
-    for x in row.iter_mut() {
-        *x = (*x - max).exp();
-        sum += *x;
+/// Image `b`'s attention: its weights (`H x S x S`, before dropout) into `weights`, the
+/// merged heads into `out` (`S x DIM`).
+#[allow(clippy::too_many_arguments)]
+fn attend(
+    qkv: &[f32],
+    l: QkvLayout,
+    keep: Option<(f32, u64)>,
+    b: usize,
+    out: &mut [f32],
+    weights: &mut [f32],
+    dropped: &mut [f32],
+    mask: &mut [f32],
+) {
+    let (s, dh) = (l.tokens, l.head_dim);
+    let dim = l.heads * dh;
+    let scale = 1.0 / (dh as f32).sqrt();
+    for (h, p) in weights.chunks_mut(s * s).enumerate() {
+        let (q, k) = (head_matrix(qkv, l, 0, b, h), head_matrix(qkv, l, 1, b, h));
+        let kt = Matrix::transposed(k.data, k.row_stride);
+        product(p, s, (s, s, dh), q, kt, Write::Overwrite(scale), false);
+        p.chunks_mut(s).for_each(softmax_in_place);
+        let p: &[f32] = if keep.is_some() {
+            fill_mask(mask, keep, &l, b, h);
+            dropped
+                .iter_mut()
+                .zip(p.iter().zip(mask.iter()))
+                .for_each(|(d, (p, m))| *d = p * m);
+            dropped
+        } else {
+            p
+        };
+        let v = head_matrix(qkv, l, 2, b, h);
+        product(
+            &mut out[h * dh..],
+            dim,
+            (s, dh, s),
+            Matrix::rows(p, s),
+            v,
+            Write::Overwrite(1.0),
+            false,
+        );
     }
-    let inv = 1.0 / sum;
+}
+
+/// In three vectorised passes: the maximum, the exponentials, their sum.
+fn softmax_in_place(row: &mut [f32]) {
+    let max = cpu_math::max(row);
+    for x in row.iter_mut() {
+        *x = cpu_math::exp(*x - max);
+    }
+    let inv = 1.0 / cpu_math::sum(row);
     for x in row.iter_mut() {
         *x *= inv;
     }
@@ -189,7 +222,7 @@ fn backward(
                     product(gv, dh, (s, dh, s), pdt, go, Write::Overwrite(1.0), false);
                     // Softmax backward, scaled for the scores: dS = P (dP - rowsum(dP P)) / sqrt(DH).
                     for (dsi, pi) in ds.chunks_mut(s).zip(p.chunks(s)) {
-                        let dot: f32 = dsi.iter().zip(pi).map(|(a, b)| a * b).sum();
+                        let dot = cpu_math::dot(dsi, pi);
                         for (d, &pij) in dsi.iter_mut().zip(pi) {
                             *d = pij * (*d - dot) * scale;
                         }

@@ -1,83 +1,240 @@
-//! im2col and max pooling on the CPU as direct loops, one image per rayon task.
+//! Convolution and max pooling on the CPU as direct loops, one image per rayon task.
+//!
+//! A convolution is im2col + one product per image, in PyTorch's own layout: the columns of
+//! an image are `(C * K * K, HO * WO)` (row `(c, ky, kx)`, one column per output pixel), so
+//! the `(O, C, K, K)` weight multiplies them as it is stored and the product comes out
+//! channels first. Each row of the columns is a shifted copy of input rows, so building
+//! them is memcpy work. The columns live in a per-thread buffer and are rebuilt in the
+//! backward pass instead of being kept for it (they are `K * K` times the input).
 //!
 //! Built from dfdx ops (see `composite`), both cut `K*K` strided slices out of a padded copy
 //! and stack them: about twenty passes over the feature maps and as many allocations.
 use super::cpu::read;
+use super::cpu_gemm::{product, Matrix, Write};
+use super::cpu_math;
 use super::{Maps, Window};
 use dfdx::prelude::*;
 use rayon::prelude::*;
 
-/// The input pixel a window element reads, or `None` in the zero border.
-#[inline]
-fn source(out: usize, kernel_offset: usize, w: &Window, size: usize) -> Option<usize> {
-    (out * w.stride + kernel_offset)
-        .checked_sub(w.padding)
-        .filter(|&i| i < size)
+/// The geometry of one image's im2col: input `(c, h, w)` under `window`.
+#[derive(Clone, Copy)]
+struct Geometry {
+    c: usize,
+    h: usize,
+    w: usize,
+    window: Window,
 }
 
-/// Calls `f(column, pixel)` for every window element of one image that reads a pixel (the
-/// zero border is skipped): `column` indexes the image's `(ho * wo, k * k * c)` im2col rows,
-/// `pixel` its `(c, h, w)` maps. The one loop nest behind `unfold` and its backward pass.
-#[inline]
-fn for_each_tap(w: &Window, (c, h, wd): (usize, usize, usize), mut f: impl FnMut(usize, usize)) {
-    let (ho, wo) = w.out;
-    let row = w.k * w.k * c;
-    for oy in 0..ho {
-        for ox in 0..wo {
-            for ky in 0..w.k {
-                let Some(iy) = source(oy, ky, w, h) else {
-                    continue;
-                };
-                for kx in 0..w.k {
-                    let Some(ix) = source(ox, kx, w, wd) else {
+impl Geometry {
+    fn pixels(&self) -> usize {
+        self.window.out.0 * self.window.out.1
+    }
+
+    fn rows(&self) -> usize {
+        self.c * self.window.k * self.window.k
+    }
+
+    /// The output columns `ox` whose tap `kx` reads an input column (not the zero
+    /// border), and the input column the first of them reads.
+    fn valid_columns(&self, kx: usize) -> (std::ops::Range<usize>, usize) {
+        let Window {
+            stride, padding, ..
+        } = self.window;
+        let wo = self.window.out.1;
+        // ox * stride + kx - padding in [0, w)
+        let first = padding.saturating_sub(kx).div_ceil(stride);
+        let end = ((self.w + padding).saturating_sub(kx))
+            .div_ceil(stride)
+            .min(wo);
+        let first = first.min(end);
+        (first..end, (first * stride + kx).saturating_sub(padding))
+    }
+
+    /// Calls `f(row, column, pixel, len)` for every run of the columns that reads
+    /// input pixels: `len` elements from `column` of im2col row `row` (row-major
+    /// `(rows, pixels)`) read `len` input pixels from `pixel` on, `stride` apart. The
+    /// zero border is skipped; it is the same for every image.
+    fn for_each_run(&self, mut f: impl FnMut(usize, usize, usize, usize)) {
+        let Window {
+            k, stride, padding, ..
+        } = self.window;
+        let (ho, wo) = self.window.out;
+        for ch in 0..self.c {
+            for ky in 0..k {
+                for kx in 0..k {
+                    let row = (ch * k + ky) * k + kx;
+                    let (columns, ix) = self.valid_columns(kx);
+                    if columns.is_empty() {
                         continue;
-                    };
-                    let column = (oy * wo + ox) * row + (ky * w.k + kx) * c;
-                    for ch in 0..c {
-                        f(column + ch, (ch * h + iy) * wd + ix);
+                    }
+                    for oy in 0..ho {
+                        let Some(iy) = (oy * stride + ky).checked_sub(padding) else {
+                            continue;
+                        };
+                        if iy >= self.h {
+                            continue;
+                        }
+                        f(
+                            row * ho * wo + oy * wo + columns.start,
+                            (ch * self.h + iy) * self.w + ix,
+                            columns.len(),
+                            stride,
+                        );
                     }
                 }
             }
         }
     }
+
+    /// One image's columns into `cols`, whose zero border must already be zero.
+    fn im2col(&self, image: &[f32], cols: &mut [f32]) {
+        self.for_each_run(|column, pixel, len, stride| {
+            let dst = &mut cols[column..column + len];
+            if stride == 1 {
+                dst.copy_from_slice(&image[pixel..pixel + len]);
+            } else {
+                for (d, s) in dst.iter_mut().zip(image[pixel..].iter().step_by(stride)) {
+                    *d = *s;
+                }
+            }
+        });
+    }
+
+    /// The transpose of [`Self::im2col`]: adds the columns' gradient to the image's.
+    fn col2im_add(&self, cols: &[f32], image: &mut [f32]) {
+        self.for_each_run(|column, pixel, len, stride| {
+            let src = &cols[column..column + len];
+            if stride == 1 {
+                add_to(&mut image[pixel..pixel + len], src);
+            } else {
+                for (d, s) in image[pixel..].iter_mut().step_by(stride).zip(src) {
+                    *d += s;
+                }
+            }
+        });
+    }
 }
 
-pub(super) fn unfold<T: Tape<f32, Cpu>>(
+/// `acc += x`, element by element.
+fn add_to(acc: &mut [f32], x: &[f32]) {
+    acc.iter_mut().zip(x).for_each(|(a, x)| *a += x);
+}
+
+/// See [`super::Kernels::conv2d`].
+pub(super) fn conv2d<O: Dim, T: Tape<f32, Cpu>>(
     x: Maps<Cpu, T>,
-    w: Window,
-) -> Tensor<(usize, usize), f32, Cpu, T> {
-    let (x, mut tape) = x.split_tape();
-    let (b, c, h, wd) = *x.shape();
-    let (ho, wo) = w.out;
-    let row = w.k * w.k * c;
-    let input = read(&x);
-    let mut columns = vec![0.0f32; b * ho * wo * row];
-    columns
-        .par_chunks_mut(ho * wo * row)
-        .zip(input.par_chunks(c * h * wd))
-        .for_each(|(cols, image)| {
-            for_each_tap(&w, (c, h, wd), |column, pixel| cols[column] = image[pixel])
-        });
-    let out = x.device().tensor_from_vec(columns, (b * ho * wo, row));
+    weight: Tensor<(O, usize), f32, Cpu, T>,
+    bias: &Tensor<(O,), f32, Cpu>,
+    window: Window,
+) -> Tensor<(usize, O, usize), f32, Cpu, T> {
+    let (x, tape) = x.split_tape();
+    let (weight, weight_tape) = weight.split_tape();
+    let (bias, bias_tape) = bias.retaped::<T>().split_tape();
+    let mut tape = tape.merge(weight_tape).merge(bias_tape);
+    let (batch, c, h, w) = *x.shape();
+    let geometry = Geometry { c, h, w, window };
+    let (rows, pixels) = (geometry.rows(), geometry.pixels());
+    let outputs = weight.shape().0.size();
+    assert_eq!(weight.shape().1, rows, "weight is (O, C * K * K)");
+    let (input, wt, b) = (read(&x), read(&weight), read(&bias));
+    let image_len = c * h * w;
+
+    let mut output = vec![0.0f32; batch * outputs * pixels];
+    output
+        .par_chunks_mut(outputs * pixels)
+        .zip(input.par_chunks(image_len))
+        .for_each_init(
+            || vec![0.0f32; rows * pixels],
+            |cols, (y, image)| {
+                geometry.im2col(image, cols);
+                for (row, &bias) in y.chunks_mut(pixels).zip(&b) {
+                    row.fill(bias);
+                }
+                product(
+                    y,
+                    pixels,
+                    (outputs, pixels, rows),
+                    Matrix::rows(&wt, rows),
+                    Matrix::rows(cols, pixels),
+                    Write::Accumulate(1.0),
+                    false,
+                );
+            },
+        );
+    let out = x
+        .device()
+        .tensor_from_vec(output, (batch, weight.shape().0, pixels));
+
     if T::OWNS_TAPE {
-        let (x_ghost, out_ghost) = (x.ghost(), out.ghost());
+        let (x_ghost, w_ghost, b_ghost, out_ghost) =
+            (x.ghost(), weight.ghost(), bias.ghost(), out.ghost());
         tape.add_backward_op(move |grads| {
-            let gcols = grads.get_or_alloc_mut(&out_ghost)?.to_vec();
-            let gx = grads.get_or_alloc_mut(&x_ghost)?;
-            gx.par_chunks_mut(c * h * wd)
-                .zip(gcols.par_chunks(ho * wo * row))
-                .for_each(|(gimage, cols)| {
-                    for_each_tap(&w, (c, h, wd), |column, pixel| {
-                        gimage[pixel] += cols[column]
-                    })
-                });
+            let gy = grads.get_or_alloc_mut(&out_ghost)?.to_vec();
+            // Per task: the weight and bias gradients of its images, and two column buffers.
+            struct Partial {
+                gw: Vec<f32>,
+                gb: Vec<f32>,
+                cols: Vec<f32>,
+                gcols: Vec<f32>,
+            }
+            let fresh = || Partial {
+                gw: vec![0.0; outputs * rows],
+                gb: vec![0.0; outputs],
+                cols: vec![0.0; rows * pixels],
+                gcols: vec![0.0; rows * pixels],
+            };
+            let total = grads
+                .get_or_alloc_mut(&x_ghost)?
+                .par_chunks_mut(image_len)
+                .zip(gy.par_chunks(outputs * pixels))
+                .zip(input.par_chunks(image_len))
+                .fold(fresh, |mut p, ((gx, gy), image)| {
+                    geometry.im2col(image, &mut p.cols);
+                    // dW += gy · colsᵀ, db += row sums of gy.
+                    product(
+                        &mut p.gw,
+                        rows,
+                        (outputs, rows, pixels),
+                        Matrix::rows(gy, pixels),
+                        Matrix::transposed(&p.cols, pixels),
+                        Write::Accumulate(1.0),
+                        false,
+                    );
+                    for (g, row) in p.gb.iter_mut().zip(gy.chunks(pixels)) {
+                        *g += cpu_math::sum(row);
+                    }
+                    // d cols = Wᵀ · gy, folded back onto the image.
+                    product(
+                        &mut p.gcols,
+                        pixels,
+                        (rows, pixels, outputs),
+                        Matrix::transposed(&wt, rows),
+                        Matrix::rows(gy, pixels),
+                        Write::Overwrite(1.0),
+                        false,
+                    );
+                    geometry.col2im_add(&p.gcols, gx);
+                    p
+                })
+                .map(|p| (p.gw, p.gb))
+                .reduce(
+                    || (vec![0.0; outputs * rows], vec![0.0; outputs]),
+                    |(mut gw, mut gb), (gw2, gb2)| {
+                        add_to(&mut gw, &gw2);
+                        add_to(&mut gb, &gb2);
+                        (gw, gb)
+                    },
+                );
+            add_to(grads.get_or_alloc_mut(&w_ghost)?, &total.0);
+            add_to(grads.get_or_alloc_mut(&b_ghost)?, &total.1);
             Ok(())
         });
     }
     out.put_tape(tape)
 }
 
-/// Max pooling; the gradient goes to the first maximum of each window, as in PyTorch.
+/// Max pooling; the gradient goes to the first maximum of each window, and a NaN wins
+/// over numbers, as in PyTorch.
 pub(super) fn max_pool<T: Tape<f32, Cpu>>(x: Maps<Cpu, T>, w: Window) -> Maps<Cpu, T> {
     let (x, mut tape) = x.split_tape();
     let (b, c, h, wd) = *x.shape();
@@ -91,19 +248,26 @@ pub(super) fn max_pool<T: Tape<f32, Cpu>>(x: Maps<Cpu, T>, w: Window) -> Maps<Cp
         .zip(argmax.par_chunks_mut(ho * wo))
         .zip(input.par_chunks(h * wd))
         .for_each(|((out, arg), map)| {
-            for oy in 0..ho {
-                for ox in 0..wo {
-                    let (mut best, mut at) = (f32::NEG_INFINITY, 0);
-                    for ky in 0..w.k {
-                        for kx in 0..w.k {
-                            let i = (oy * w.stride + ky) * wd + ox * w.stride + kx;
-                            if map[i] > best || (map[i].is_nan() && !best.is_nan()) {
-                                (best, at) = (map[i], i);
-                            }
+            // A row of outputs at a time, one window element after the other, so that the
+            // outputs of a row are independent lanes instead of one chain of selects.
+            for (oy, (out, arg)) in out.chunks_mut(wo).zip(arg.chunks_mut(wo)).enumerate() {
+                out.fill(f32::NEG_INFINITY);
+                for (ox, at) in arg.iter_mut().enumerate() {
+                    *at = (oy * w.stride * wd + ox * w.stride) as u32;
+                }
+                for ky in 0..w.k {
+                    let row = (oy * w.stride + ky) * wd;
+                    for kx in 0..w.k {
+                        for (ox, (best, at)) in out.iter_mut().zip(arg.iter_mut()).enumerate() {
+                            let i = row + ox * w.stride + kx;
+                            let v = map[i];
+                            // v > best, or v is NaN and best is not: selects, no branch
+                            // to mispredict on random data.
+                            let better = ((v > *best) | v.is_nan()) & !best.is_nan();
+                            *best = if better { v } else { *best };
+                            *at = if better { i as u32 } else { *at };
                         }
                     }
-                    out[oy * wo + ox] = best;
-                    arg[oy * wo + ox] = at as u32;
                 }
             }
         });

@@ -1,13 +1,10 @@
-//! `x Wᵀ + b` on the CPU as one op: three calls to `gemm` and a column sum; and the
-//! same product for a convolution's im2col rows, written channels first.
+//! `x Wᵀ + b` on the CPU as one op: three calls to `gemm` and a column sum.
 //!
 //! Composed from dfdx's ops, a linear layer zero-fills its output, multiplies, then adds
 //! the bias in a second, single-threaded pass over a broadcast (strided) view, and
 //! backward reduces that broadcast the same way. Here the output starts as the bias rows
 //! and the product accumulates onto it; backward accumulates straight into the gradient
-//! buffers and sums the bias gradient on every thread. A convolution also had to move its
-//! `(B * pixels, O)` product to `(B, O, pixels)`: dfdx did that inside the bias addition,
-//! a strided single-threaded pass that took a fifth of a CNN step.
+//! buffers and sums the bias gradient on every thread.
 use super::cpu::read;
 use super::cpu_gemm::{product, Matrix, Write};
 use dfdx::prelude::*;
@@ -93,104 +90,6 @@ pub(super) fn linear<R: Dim, I: Dim, O: Dim, T: Tape<f32, Cpu>>(
                     },
                 );
             add_to(grads.get_or_alloc_mut(&b_ghost)?, &column_sums);
-            Ok(())
-        });
-    }
-    out.put_tape(tape)
-}
-
-/// See [`super::Kernels::conv_product`]: per image, `y_b = W · colsᵀ_b + b` straight into
-/// the channels-first output, one image per rayon task.
-pub(super) fn conv_product<I: Dim, O: Dim, T: Tape<f32, Cpu>>(
-    columns: Tensor<(usize, I), f32, Cpu, T>,
-    weight: Tensor<(O, I), f32, Cpu, T>,
-    bias: &Tensor<(O,), f32, Cpu>,
-    batch: usize,
-) -> Tensor<(usize, O, usize), f32, Cpu, T> {
-    let (columns, tape) = columns.split_tape();
-    let (weight, weight_tape) = weight.split_tape();
-    let (bias, bias_tape) = bias.retaped::<T>().split_tape();
-    let mut tape = tape.merge(weight_tape).merge(bias_tape);
-    let (cols, w, b) = (read(&columns), read(&weight), read(&bias));
-    let inputs = columns.shape().1.size();
-    let (outputs, pixels) = (weight.shape().0.size(), columns.shape().0 / batch.max(1));
-    assert_eq!(pixels * batch, columns.shape().0, "rows = batch * pixels");
-
-    let mut output = vec![0.0f32; batch * outputs * pixels];
-    output
-        .par_chunks_mut(outputs * pixels)
-        .zip(cols.par_chunks(pixels * inputs))
-        .for_each(|(y, cols)| {
-            for (row, &bias) in y.chunks_mut(pixels).zip(&b) {
-                row.fill(bias);
-            }
-            product(
-                y,
-                pixels,
-                (outputs, pixels, inputs),
-                Matrix::rows(&w, inputs),
-                Matrix::transposed(cols, inputs),
-                Write::Accumulate(1.0),
-                false,
-            );
-        });
-    let out = columns
-        .device()
-        .tensor_from_vec(output, (batch, weight.shape().0, pixels));
-
-    if T::OWNS_TAPE {
-        let (c_ghost, w_ghost, b_ghost, out_ghost) =
-            (columns.ghost(), weight.ghost(), bias.ghost(), out.ghost());
-        tape.add_backward_op(move |grads| {
-            let gy = grads.get_or_alloc_mut(&out_ghost)?.to_vec();
-            // d columns_b = gy_bᵀ W, image by image.
-            grads
-                .get_or_alloc_mut(&c_ghost)?
-                .par_chunks_mut(pixels * inputs)
-                .zip(gy.par_chunks(outputs * pixels))
-                .for_each(|(gc, gy)| {
-                    product(
-                        gc,
-                        inputs,
-                        (pixels, inputs, outputs),
-                        Matrix::transposed(gy, pixels),
-                        Matrix::rows(&w, inputs),
-                        Write::Accumulate(1.0),
-                        false,
-                    );
-                });
-            // dW = Σ_b gy_b columns_b and db = Σ_b rowsums(gy_b), summed per task, then added.
-            let (gw, gb) = gy
-                .par_chunks(outputs * pixels)
-                .zip(cols.par_chunks(pixels * inputs))
-                .fold(
-                    || (vec![0.0f32; outputs * inputs], vec![0.0f32; outputs]),
-                    |(mut gw, mut gb), (gy, cols)| {
-                        product(
-                            &mut gw,
-                            inputs,
-                            (outputs, inputs, pixels),
-                            Matrix::rows(gy, pixels),
-                            Matrix::rows(cols, inputs),
-                            Write::Accumulate(1.0),
-                            false,
-                        );
-                        for (g, row) in gb.iter_mut().zip(gy.chunks(pixels)) {
-                            *g += row.iter().sum::<f32>();
-                        }
-                        (gw, gb)
-                    },
-                )
-                .reduce(
-                    || (vec![0.0f32; outputs * inputs], vec![0.0f32; outputs]),
-                    |(mut gw, mut gb), (w2, b2)| {
-                        add_to(&mut gw, &w2);
-                        add_to(&mut gb, &b2);
-                        (gw, gb)
-                    },
-                );
-            add_to(grads.get_or_alloc_mut(&w_ghost)?, &gw);
-            add_to(grads.get_or_alloc_mut(&b_ghost)?, &gb);
             Ok(())
         });
     }

@@ -35,6 +35,27 @@ fn assert_fused_matches_composite(run: impl Fn(bool) -> (Vec<f32>, NamedGrads)) 
 }
 
 #[test]
+fn fused_relu_matches_dfdx_values_and_gradients_with_exact_zeros() {
+    let dev = Cpu::seed_from_u64(2);
+    // Whole numbers from -3 to 3: a seventh of the inputs are exactly 0 (gradient 0).
+    let x: Tensor<(usize, Const<41>), f32, _> = dev.tensor_from_vec(
+        (0..37 * 41).map(|i| (i % 7) as f32 - 3.0).collect(),
+        (37, Const::<41>),
+    );
+    let r: Tensor<(usize, Const<41>), f32, _> = dev.sample_normal_like(&(37, Const::<41>));
+    let fused = <Cpu as Kernels>::relu(x.leaky_trace());
+    let reference = x.leaky_trace().relu();
+    assert_eq!(fused.as_vec(), reference.as_vec(), "values");
+    let g_fused = (fused * r.clone()).sum().backward();
+    let g_reference = (reference * r).sum().backward();
+    assert_eq!(
+        g_fused.get(&x).as_vec(),
+        g_reference.get(&x).as_vec(),
+        "grad"
+    );
+}
+
+#[test]
 fn fused_gelu_matches_composite_values_and_gradients() {
     let dev = Cpu::seed_from_u64(1);
     let x: Tensor<Rank2<37, 41>, f32, _> = dev.sample_normal::<Rank2<37, 41>>() * 2.0;
@@ -217,38 +238,6 @@ fn run_maps<O: Shape>(
 }
 
 #[test]
-fn fused_unfold_matches_composite_with_padding_and_stride() {
-    use super::Window;
-    let dev = Cpu::seed_from_u64(10);
-    let x = dev.sample_normal_like(&(2usize, 3usize, 7usize, 6usize));
-    for window in [
-        Window {
-            k: 3,
-            stride: 1,
-            padding: 1,
-            out: (7, 6),
-        },
-        Window {
-            k: 3,
-            stride: 2,
-            padding: 1,
-            out: (4, 3),
-        },
-        Window {
-            k: 2,
-            stride: 2,
-            padding: 0,
-            out: (3, 3),
-        },
-    ] {
-        let fused = run_maps(&x, |x| <Cpu as Kernels>::unfold(x, window));
-        let reference = run_maps(&x, |x| composite::unfold(x, window));
-        assert_close(&format!("{window:?} values"), &fused.0, &reference.0, TOL);
-        assert_close(&format!("{window:?} grad"), &fused.1, &reference.1, TOL);
-    }
-}
-
-#[test]
 fn fused_max_pool_matches_composite() {
     use super::Window;
     let dev = Cpu::seed_from_u64(12);
@@ -278,7 +267,7 @@ fn fused_max_pool_matches_composite() {
 fn rational_erf_stays_within_5e_7_of_the_exact_value() {
     let worst = (-100_000..=100_000)
         .map(|i| i as f32 * 1e-4)
-        .map(|x| (super::cpu::erf(x) as f64 - libm::erf(x as f64)).abs())
+        .map(|x| (super::cpu_math::erf(x) as f64 - libm::erf(x as f64)).abs())
         .fold(0.0, f64::max);
     assert!(worst < 5e-7, "max |erf error| {worst}");
 }
@@ -310,38 +299,59 @@ fn fused_linear_matches_composite_values_and_gradients() {
 }
 
 #[test]
-fn fused_conv_product_matches_composite_values_and_gradients() {
+fn fused_conv2d_matches_composite_with_padding_and_stride() {
+    use super::Window;
     let dev = Cpu::seed_from_u64(7);
-    // 3 images of 20 output pixels, 18 inputs (3x3 windows of 2 channels), 5 outputs.
-    let (batch, pixels) = (3, 20);
-    let cols: Tensor<(usize, usize), f32, _> = dev.sample_normal_like(&(batch * pixels, 18));
-    let w: Tensor<(Const<5>, usize), f32, _> = dev.sample_normal_like(&(Const::<5>, 18));
+    // 3 images of 2 channels, 7x6; 5 output channels.
+    let x = dev.sample_normal_like(&(3usize, 2usize, 7usize, 6usize));
     let b: Tensor<Rank1<5>, f32, _> = dev.sample_normal();
-    let r: Tensor<(usize, Const<5>, usize), f32, _> =
-        dev.sample_normal_like(&(batch, Const::<5>, pixels));
-    let run = |fused: bool| {
-        let (ct, wt) = (cols.leaky_trace(), w.retaped::<OwnedTape<f32, Cpu>>());
-        let y = if fused {
-            <Cpu as Kernels>::conv_product(ct, wt, &b, batch)
-        } else {
-            composite::conv_product(ct, wt, &b, batch)
-        };
-        let values = y.as_vec();
-        let grads = (y * r.clone()).sum().backward();
-        (values, grads)
-    };
-    let (v_fused, g_fused) = run(true);
-    let (v_ref, g_ref) = run(false);
-    assert_close("values", &v_fused, &v_ref, TOL);
-    for (name, fused, reference) in [
-        (
-            "columns",
-            g_fused.get(&cols).as_vec(),
-            g_ref.get(&cols).as_vec(),
-        ),
-        ("weight", g_fused.get(&w).as_vec(), g_ref.get(&w).as_vec()),
-        ("bias", g_fused.get(&b).as_vec(), g_ref.get(&b).as_vec()),
+    for window in [
+        Window {
+            k: 3,
+            stride: 1,
+            padding: 1,
+            out: (7, 6),
+        },
+        Window {
+            k: 3,
+            stride: 2,
+            padding: 1,
+            out: (4, 3),
+        },
+        Window {
+            k: 2,
+            stride: 2,
+            padding: 0,
+            out: (3, 3),
+        },
+        // A padding larger than the kernel reaches: whole rows and columns of zeros.
+        Window {
+            k: 2,
+            stride: 1,
+            padding: 2,
+            out: (10, 9),
+        },
     ] {
-        assert_close(name, &fused, &reference, 1e-4);
+        let taps = 2 * window.k * window.k;
+        let w: Tensor<(Const<5>, usize), f32, _> = dev.sample_normal_like(&(Const::<5>, taps));
+        let pixels = window.out.0 * window.out.1;
+        let r: Tensor<(usize, Const<5>, usize), f32, _> =
+            dev.sample_normal_like(&(3, Const::<5>, pixels));
+        assert_fused_matches_composite(|fused| {
+            let (xt, wt) = (x.leaky_trace(), w.retaped::<OwnedTape<f32, Cpu>>());
+            let y = if fused {
+                <Cpu as Kernels>::conv2d(xt, wt, &b, window)
+            } else {
+                composite::conv2d(xt, wt, &b, window)
+            };
+            let values = y.as_vec();
+            let g = (y * r.clone()).sum().backward();
+            let grads = vec![
+                ("x", g.get(&x).as_vec()),
+                ("weight", g.get(&w).as_vec()),
+                ("bias", g.get(&b).as_vec()),
+            ];
+            (values, grads)
+        });
     }
 }
