@@ -85,16 +85,43 @@ pub trait ImageClassifier<
         mode: Mode,
     ) -> Heads<B, K, D, T>;
 
+    /// Every head in evaluation mode, in chunks of the device's
+    /// [`Kernels::EVAL_CHUNK`](crate::nn::Kernels::EVAL_CHUNK) images.
+    fn eval_heads(
+        &self,
+        x: Tensor<(usize, Const<C>, Const<H>, Const<W>), f32, D>,
+    ) -> Heads<usize, K, D, NoneTape> {
+        let n = x.shape().0;
+        let chunk = D::EVAL_CHUNK.unwrap_or(n).max(1);
+        if n <= chunk {
+            return self.heads(x, Mode::Eval);
+        }
+        let mut parts = (0..n).step_by(chunk).map(|start| {
+            let images = x.clone().slice((start..(start + chunk).min(n), .., .., ..));
+            self.heads(images, Mode::Eval)
+        });
+        let first = parts.next().expect("n > chunk > 0, so one chunk at least");
+        parts.fold(first, |all, part| Heads {
+            class: (all.class, part.class).concat_along(Axis::<0>),
+            distill: all
+                .distill
+                .zip(part.distill)
+                .map(|(a, b)| (a, b).concat_along(Axis::<0>)),
+        })
+    }
+
     /// Inference logits (DeiT: the mean of its two heads).
     fn predict<B: Dim>(
         &self,
         x: Tensor<(B, Const<C>, Const<H>, Const<W>), f32, D>,
     ) -> Tensor<(B, Const<K>), f32, D> {
-        let heads = self.heads(x, Mode::Eval);
-        match heads.distill {
+        let b = x.shape().0;
+        let heads = self.eval_heads(x.reshape_like(&(b.size(), Const, Const, Const)));
+        let logits = match heads.distill {
             Some(distill) => (heads.class + distill) * 0.5,
             None => heads.class,
-        }
+        };
+        logits.reshape_like(&(b, Const))
     }
 
     /// Attention maps of every block (ViTs), `None` for models without attention.

@@ -358,7 +358,7 @@ where
     let (mut class_correct, mut dist_correct) = (0usize, 0usize);
     for batch in loader.epoch(0) {
         let batch = batch?;
-        let heads = model.heads(batch.images::<D, C, H, W>(dev)?, Mode::Eval);
+        let heads = model.eval_heads(batch.images::<D, C, H, W>(dev)?);
         for (p, &l) in predictions(&heads).iter().zip(batch.labels()) {
             confusion.add(usize::from(l), *p);
         }

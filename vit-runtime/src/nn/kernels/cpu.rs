@@ -64,6 +64,9 @@ pub(super) fn keep_mask(seed: u64, chunk: u64, keep: f32, out: &mut [f32]) {
 }
 
 impl Kernels for Cpu {
+    /// 64 images of `vit` are 5 MB of activations per block: 1.4x the images/s of 1000 at once.
+    const EVAL_CHUNK: Option<usize> = Some(64);
+
     fn conv2d<O: Dim, T: Tape<f32, Self>>(
         x: Maps<Self, T>,
         weight: Tensor<(O, usize), f32, Self, T>,
