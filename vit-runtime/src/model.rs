@@ -85,14 +85,16 @@ pub trait ImageClassifier<
         mode: Mode,
     ) -> Heads<B, K, D, T>;
 
-    /// Every head in evaluation mode, in chunks of the device's
-    /// [`Kernels::EVAL_CHUNK`](crate::nn::Kernels::EVAL_CHUNK) images.
+    /// Every head in evaluation mode, in chunks of about the device's
+    /// [`Kernels::EVAL_CHUNK_FLOPS`](crate::nn::Kernels::EVAL_CHUNK_FLOPS).
     fn eval_heads(
         &self,
         x: Tensor<(usize, Const<C>, Const<H>, Const<W>), f32, D>,
     ) -> Heads<usize, K, D, NoneTape> {
         let n = x.shape().0;
-        let chunk = D::EVAL_CHUNK.unwrap_or(n).max(1);
+        let chunk = D::EVAL_CHUNK_FLOPS.map_or(n, |budget| {
+            (budget / Self::SUMMARY.flops.max(1)).max(1) as usize
+        });
         if n <= chunk {
             return self.heads(x, Mode::Eval);
         }

@@ -89,10 +89,11 @@ pub struct Window {
 
 /// The fused ops a device offers; every method has the composite dfdx version as default.
 pub trait Kernels: Device<f32> {
-    /// Images per forward pass when evaluating a larger batch (`None`: all at once). On
-    /// the CPU a ViT's activations for 1000 images are hundreds of MB, far beyond the
-    /// caches, and each op's passes over them cost more than its arithmetic.
-    const EVAL_CHUNK: Option<usize> = None;
+    /// Forward FLOPs per pass when evaluating a larger batch (`None`: all at once): the
+    /// batch runs in chunks of about this much work. On the CPU a ViT's activations for
+    /// 1000 images are hundreds of MB, far beyond the caches, and each op's passes over
+    /// them cost more than its arithmetic; a model as small as LightViT needs no chunks.
+    const EVAL_CHUNK_FLOPS: Option<u64> = None;
 
     /// A convolution: `(B, C, H, W) -> (B, O, HO * WO)`, with PyTorch's `(O, C, K, K)`
     /// weight as `(O, C * K * K)` and one bias per output channel.

@@ -24,7 +24,7 @@ pub(super) fn read<S: Shape, T>(t: &Tensor<S, f32, Cpu, T>) -> Vec<f32> {
     data
 }
 
-use super::cpu_math::{dot, erf, exp, sum, sum_map};
+use super::cpu_math::{dot, erf, exp, sum, sum_map, widest};
 
 const SQRT_1_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
 /// `1 / sqrt(2 pi)`.
@@ -64,8 +64,9 @@ pub(super) fn keep_mask(seed: u64, chunk: u64, keep: f32, out: &mut [f32]) {
 }
 
 impl Kernels for Cpu {
-    /// 64 images of `vit` are 5 MB of activations per block: 1.4x the images/s of 1000 at once.
-    const EVAL_CHUNK: Option<usize> = Some(64);
+    /// 64 images of `vit` (5 MB of activations per block) give 1.2-1.4x the images/s of
+    /// 1000 at once; LightViT runs 1000 at once (1.5 GFLOPs are 5,000 of its images).
+    const EVAL_CHUNK_FLOPS: Option<u64> = Some(1_500_000_000);
 
     fn conv2d<O: Dim, T: Tape<f32, Self>>(
         x: Maps<Self, T>,
@@ -93,7 +94,7 @@ impl Kernels for Cpu {
         let mut output = read(&x);
         output
             .par_chunks_mut(CHUNK)
-            .for_each(|y| y.iter_mut().for_each(|y| *y = y.max(0.0)));
+            .for_each(|y| widest(|| y.iter_mut().for_each(|y| *y = y.max(0.0))));
         let out = x.device().tensor_from_vec(output, *x.shape());
         if T::OWNS_TAPE {
             // The output is positive exactly where the input is: keep it, not a copy.
@@ -105,9 +106,11 @@ impl Kernels for Cpu {
                 gx.par_chunks_mut(CHUNK)
                     .zip(gy.par_chunks(CHUNK).zip(y.par_chunks(CHUNK)))
                     .for_each(|(gx, (gy, y))| {
-                        for ((gx, &gy), &y) in gx.iter_mut().zip(gy).zip(y) {
-                            *gx += if y > 0.0 { gy } else { 0.0 };
-                        }
+                        widest(|| {
+                            for ((gx, &gy), &y) in gx.iter_mut().zip(gy).zip(y) {
+                                *gx += if y > 0.0 { gy } else { 0.0 };
+                            }
+                        })
                     });
                 Ok(())
             });
@@ -123,9 +126,11 @@ impl Kernels for Cpu {
             .par_chunks_mut(CHUNK)
             .zip(input.par_chunks(CHUNK))
             .for_each(|(y, x)| {
-                for (y, &x) in y.iter_mut().zip(x) {
-                    *y = gelu_value(x);
-                }
+                widest(|| {
+                    for (y, &x) in y.iter_mut().zip(x) {
+                        *y = gelu_value(x);
+                    }
+                })
             });
         let out = x.device().tensor_from_vec(output, *x.shape());
         if T::OWNS_TAPE {
@@ -136,9 +141,11 @@ impl Kernels for Cpu {
                 gx.par_chunks_mut(CHUNK)
                     .zip(gy.par_chunks(CHUNK).zip(input.par_chunks(CHUNK)))
                     .for_each(|(gx, (gy, x))| {
-                        for ((gx, &gy), &x) in gx.iter_mut().zip(gy).zip(x) {
-                            *gx += gy * gelu_slope(x);
-                        }
+                        widest(|| {
+                            for ((gx, &gy), &x) in gx.iter_mut().zip(gy).zip(x) {
+                                *gx += gy * gelu_slope(x);
+                            }
+                        })
                     });
                 Ok(())
             });
@@ -168,15 +175,17 @@ impl Kernels for Cpu {
             .zip(input.par_chunks(rows_per_task * M))
             .zip(stats.par_chunks_mut(rows_per_task))
             .for_each(|((y, x), stats)| {
-                for ((y, x), stat) in y.chunks_mut(M).zip(x.chunks(M)).zip(stats) {
-                    let mean = sum(x) / M as f32;
-                    let var = sum_map(x, |v| (v - mean) * (v - mean)) / M as f32;
-                    let rstd = 1.0 / (var + eps).sqrt();
-                    for i in 0..M {
-                        y[i] = (x[i] - mean) * rstd * w[i] + b[i];
+                widest(|| {
+                    for ((y, x), stat) in y.chunks_mut(M).zip(x.chunks(M)).zip(stats) {
+                        let mean = sum(x) / M as f32;
+                        let var = sum_map(x, |v| (v - mean) * (v - mean)) / M as f32;
+                        let rstd = 1.0 / (var + eps).sqrt();
+                        for i in 0..M {
+                            y[i] = (x[i] - mean) * rstd * w[i] + b[i];
+                        }
+                        *stat = (mean, rstd);
                     }
-                    *stat = (mean, rstd);
-                }
+                })
             });
         let out = x.device().tensor_from_vec(output, *x.shape());
         if T::OWNS_TAPE {
@@ -192,28 +201,30 @@ impl Kernels for Cpu {
                     .zip(input.par_chunks(rows_per_task * M))
                     .zip(stats.par_chunks(rows_per_task))
                     .map(|(((gx, gy), x), stats)| {
-                        let (mut gw, mut gb) = (vec![0.0f32; M], vec![0.0f32; M]);
-                        let mut xhat = [0.0f32; M];
-                        let mut g = [0.0f32; M];
-                        for (((gx, gy), x), &(mean, rstd)) in gx
-                            .chunks_mut(M)
-                            .zip(gy.chunks(M))
-                            .zip(x.chunks(M))
-                            .zip(stats)
-                        {
-                            for i in 0..M {
-                                xhat[i] = (x[i] - mean) * rstd;
-                                g[i] = gy[i] * w[i];
-                                gw[i] += gy[i] * xhat[i];
-                                gb[i] += gy[i];
+                        widest(|| {
+                            let (mut gw, mut gb) = (vec![0.0f32; M], vec![0.0f32; M]);
+                            let mut xhat = [0.0f32; M];
+                            let mut g = [0.0f32; M];
+                            for (((gx, gy), x), &(mean, rstd)) in gx
+                                .chunks_mut(M)
+                                .zip(gy.chunks(M))
+                                .zip(x.chunks(M))
+                                .zip(stats)
+                            {
+                                for i in 0..M {
+                                    xhat[i] = (x[i] - mean) * rstd;
+                                    g[i] = gy[i] * w[i];
+                                    gw[i] += gy[i] * xhat[i];
+                                    gb[i] += gy[i];
+                                }
+                                let mean_g = sum(&g) / M as f32;
+                                let mean_gx = dot(&g, &xhat) / M as f32;
+                                for i in 0..M {
+                                    gx[i] += rstd * (g[i] - mean_g - xhat[i] * mean_gx);
+                                }
                             }
-                            let mean_g = sum(&g) / M as f32;
-                            let mean_gx = dot(&g, &xhat) / M as f32;
-                            for i in 0..M {
-                                gx[i] += rstd * (g[i] - mean_g - xhat[i] * mean_gx);
-                            }
-                        }
-                        (gw, gb)
+                            (gw, gb)
+                        })
                     })
                     .collect();
                 let gw = grads.get_or_alloc_mut(&w_ghost)?;

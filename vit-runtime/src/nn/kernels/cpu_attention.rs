@@ -8,7 +8,7 @@
 //! strided q, k, v of the buffer; the tasks are the images.
 use super::cpu::{keep_mask, read};
 use super::cpu_gemm::{product, Matrix, Write};
-use super::cpu_math;
+use super::cpu_math::{self, widest};
 use super::QkvLayout;
 use crate::nn::attention::AttentionMaps;
 use crate::nn::Mode;
@@ -97,14 +97,14 @@ fn forward(
             .zip(weights.par_chunks_mut(image_weights))
             .enumerate()
             .for_each_init(buffers, |(dropped, mask), (b, (out, weights))| {
-                attend(qkv, l, keep, b, out, weights, dropped, mask)
+                widest(|| attend(qkv, l, keep, b, out, weights, dropped, mask))
             });
         (output, weights)
     } else {
         output.par_chunks_mut(s * dim).enumerate().for_each_init(
             || (vec![0.0f32; image_weights], buffers()),
             |(weights, (dropped, mask)), (b, out)| {
-                attend(qkv, l, keep, b, out, weights, dropped, mask)
+                widest(|| attend(qkv, l, keep, b, out, weights, dropped, mask))
             },
         );
         (output, Vec::new())
@@ -114,6 +114,7 @@ fn forward(
 /// Image `b`'s attention: its weights (`H x S x S`, before dropout) into `weights`, the
 /// merged heads into `out` (`S x DIM`).
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 fn attend(
     qkv: &[f32],
     l: QkvLayout,
@@ -156,6 +157,7 @@ fn attend(
 }
 
 /// In three vectorised passes: the maximum, the exponentials, their sum.
+#[inline(always)]
 fn softmax_in_place(row: &mut [f32]) {
     let max = cpu_math::max(row);
     for x in row.iter_mut() {
@@ -192,48 +194,50 @@ fn backward(
                 )
             },
             |(ds, dropped, mask), b| {
-                let mut grads = vec![0.0f32; heads * 3 * s * dh];
-                for h in 0..heads {
-                    let [q, k, v] = [0, 1, 2].map(|which| head_matrix(qkv, l, which, b, h));
-                    let p = &weights[(b * heads + h) * s * s..(b * heads + h + 1) * s * s];
-                    let go = Matrix::rows(&gy[b * s * dim + h * dh..], dim);
-                    let (gq, rest) =
-                        grads[h * 3 * s * dh..(h + 1) * 3 * s * dh].split_at_mut(s * dh);
-                    let (gk, gv) = rest.split_at_mut(s * dh);
-                    // dPd = dO vᵀ; with dropout dP = dPd ⊙ mask and Pd = P ⊙ mask.
-                    let vt = Matrix::transposed(v.data, v.row_stride);
-                    product(ds, s, (s, s, dh), go, vt, Write::Overwrite(1.0), false);
-                    let pd: &[f32] = if keep.is_some() {
-                        fill_mask(mask, keep, &l, b, h);
-                        for ((d, pd), (&p, &m)) in ds
-                            .iter_mut()
-                            .zip(dropped.iter_mut())
-                            .zip(p.iter().zip(mask.iter()))
-                        {
-                            *d *= m;
-                            *pd = p * m;
+                widest(|| {
+                    let mut grads = vec![0.0f32; heads * 3 * s * dh];
+                    for h in 0..heads {
+                        let [q, k, v] = [0, 1, 2].map(|which| head_matrix(qkv, l, which, b, h));
+                        let p = &weights[(b * heads + h) * s * s..(b * heads + h + 1) * s * s];
+                        let go = Matrix::rows(&gy[b * s * dim + h * dh..], dim);
+                        let (gq, rest) =
+                            grads[h * 3 * s * dh..(h + 1) * 3 * s * dh].split_at_mut(s * dh);
+                        let (gk, gv) = rest.split_at_mut(s * dh);
+                        // dPd = dO vᵀ; with dropout dP = dPd ⊙ mask and Pd = P ⊙ mask.
+                        let vt = Matrix::transposed(v.data, v.row_stride);
+                        product(ds, s, (s, s, dh), go, vt, Write::Overwrite(1.0), false);
+                        let pd: &[f32] = if keep.is_some() {
+                            fill_mask(mask, keep, &l, b, h);
+                            for ((d, pd), (&p, &m)) in ds
+                                .iter_mut()
+                                .zip(dropped.iter_mut())
+                                .zip(p.iter().zip(mask.iter()))
+                            {
+                                *d *= m;
+                                *pd = p * m;
+                            }
+                            dropped
+                        } else {
+                            p
+                        };
+                        // dv = Pdᵀ dO.
+                        let pdt = Matrix::transposed(pd, s);
+                        product(gv, dh, (s, dh, s), pdt, go, Write::Overwrite(1.0), false);
+                        // Softmax backward, scaled for the scores: dS = P (dP - rowsum(dP P)) / sqrt(DH).
+                        for (dsi, pi) in ds.chunks_mut(s).zip(p.chunks(s)) {
+                            let dot = cpu_math::dot(dsi, pi);
+                            for (d, &pij) in dsi.iter_mut().zip(pi) {
+                                *d = pij * (*d - dot) * scale;
+                            }
                         }
-                        dropped
-                    } else {
-                        p
-                    };
-                    // dv = Pdᵀ dO.
-                    let pdt = Matrix::transposed(pd, s);
-                    product(gv, dh, (s, dh, s), pdt, go, Write::Overwrite(1.0), false);
-                    // Softmax backward, scaled for the scores: dS = P (dP - rowsum(dP P)) / sqrt(DH).
-                    for (dsi, pi) in ds.chunks_mut(s).zip(p.chunks(s)) {
-                        let dot = cpu_math::dot(dsi, pi);
-                        for (d, &pij) in dsi.iter_mut().zip(pi) {
-                            *d = pij * (*d - dot) * scale;
-                        }
+                        // dq = dS k; dk = dSᵀ q.
+                        let dsm = Matrix::rows(ds, s);
+                        product(gq, dh, (s, dh, s), dsm, k, Write::Overwrite(1.0), false);
+                        let dst = Matrix::transposed(ds, s);
+                        product(gk, dh, (s, dh, s), dst, q, Write::Overwrite(1.0), false);
                     }
-                    // dq = dS k; dk = dSᵀ q.
-                    let dsm = Matrix::rows(ds, s);
-                    product(gq, dh, (s, dh, s), dsm, k, Write::Overwrite(1.0), false);
-                    let dst = Matrix::transposed(ds, s);
-                    product(gk, dh, (s, dh, s), dst, q, Write::Overwrite(1.0), false);
-                }
-                grads
+                    grads
+                })
             },
         )
         .collect();
