@@ -223,6 +223,16 @@ fn fused_attention_with_dropout_has_finite_difference_gradients() {
     }
 }
 
+/// A `k x k` window moved by `stride` over a zero border of `padding`, giving `out`.
+fn square_window(k: usize, stride: usize, padding: usize, out: (usize, usize)) -> super::Window {
+    super::Window {
+        k,
+        stride,
+        padding,
+        out,
+    }
+}
+
 /// Values and input gradient (against weights `r`) of a conv-kernel implementation.
 fn run_maps<O: Shape>(
     x: &Tensor<(usize, usize, usize, usize), f32, Cpu>,
@@ -239,22 +249,11 @@ fn run_maps<O: Shape>(
 
 #[test]
 fn fused_max_pool_matches_composite() {
-    use super::Window;
     let dev = Cpu::seed_from_u64(12);
     let x = dev.sample_normal_like(&(2usize, 3usize, 7usize, 6usize));
     for window in [
-        Window {
-            k: 2,
-            stride: 2,
-            padding: 0,
-            out: (3, 3),
-        },
-        Window {
-            k: 3,
-            stride: 1,
-            padding: 0,
-            out: (5, 4),
-        },
+        square_window(2, 2, 0, (3, 3)),
+        square_window(3, 1, 0, (5, 4)),
     ] {
         let fused = run_maps(&x, |x| <Cpu as Kernels>::max_pool(x, window));
         let reference = run_maps(&x, |x| composite::max_pool(x, window));
@@ -300,37 +299,16 @@ fn fused_linear_matches_composite_values_and_gradients() {
 
 #[test]
 fn fused_conv2d_matches_composite_with_padding_and_stride() {
-    use super::Window;
     let dev = Cpu::seed_from_u64(7);
     // 3 images of 2 channels, 7x6; 5 output channels.
     let x = dev.sample_normal_like(&(3usize, 2usize, 7usize, 6usize));
     let b: Tensor<Rank1<5>, f32, _> = dev.sample_normal();
     for window in [
-        Window {
-            k: 3,
-            stride: 1,
-            padding: 1,
-            out: (7, 6),
-        },
-        Window {
-            k: 3,
-            stride: 2,
-            padding: 1,
-            out: (4, 3),
-        },
-        Window {
-            k: 2,
-            stride: 2,
-            padding: 0,
-            out: (3, 3),
-        },
+        square_window(3, 1, 1, (7, 6)),
+        square_window(3, 2, 1, (4, 3)),
+        square_window(2, 2, 0, (3, 3)),
         // A padding larger than the kernel reaches: whole rows and columns of zeros.
-        Window {
-            k: 2,
-            stride: 1,
-            padding: 2,
-            out: (10, 9),
-        },
+        square_window(2, 1, 2, (10, 9)),
     ] {
         let taps = 2 * window.k * window.k;
         let w: Tensor<(Const<5>, usize), f32, _> = dev.sample_normal_like(&(Const::<5>, taps));
