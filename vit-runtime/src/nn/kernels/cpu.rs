@@ -24,7 +24,7 @@ pub(super) fn read<S: Shape, T>(t: &Tensor<S, f32, Cpu, T>) -> Vec<f32> {
     data
 }
 
-use super::cpu_math::{dot, erf, exp, sum, sum_map, widest};
+use super::cpu_math::{add_to, dot, erf, exp, sum, sum_map, widest};
 
 const SQRT_1_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
 /// `1 / sqrt(2 pi)`.
@@ -39,6 +39,25 @@ fn gelu_value(x: f32) -> f32 {
 #[inline(always)]
 fn gelu_slope(x: f32) -> f32 {
     0.5 * (1.0 + erf(x * SQRT_1_2)) + x * INV_SQRT_2PI * exp(-0.5 * x * x)
+}
+
+/// `gx += f(gy, saved)` element by element, in parallel chunks: the backward pass of an
+/// elementwise op, given what its forward pass kept (input or output).
+fn add_elementwise_gradient(
+    gx: &mut [f32],
+    gy: &[f32],
+    saved: &[f32],
+    f: impl Fn(f32, f32) -> f32 + Sync,
+) {
+    gx.par_chunks_mut(CHUNK)
+        .zip(gy.par_chunks(CHUNK).zip(saved.par_chunks(CHUNK)))
+        .for_each(|(gx, (gy, saved))| {
+            widest(|| {
+                for ((gx, &gy), &s) in gx.iter_mut().zip(gy).zip(saved) {
+                    *gx += f(gy, s);
+                }
+            })
+        });
 }
 
 /// A deterministic stream of keep/drop decisions: chunk `c` of a dropout draws from its own
@@ -103,15 +122,7 @@ impl Kernels for Cpu {
                 let y = read(&kept);
                 let gy = grads.get_or_alloc_mut(&out_ghost)?.to_vec();
                 let gx = grads.get_or_alloc_mut(&x_ghost)?;
-                gx.par_chunks_mut(CHUNK)
-                    .zip(gy.par_chunks(CHUNK).zip(y.par_chunks(CHUNK)))
-                    .for_each(|(gx, (gy, y))| {
-                        widest(|| {
-                            for ((gx, &gy), &y) in gx.iter_mut().zip(gy).zip(y) {
-                                *gx += if y > 0.0 { gy } else { 0.0 };
-                            }
-                        })
-                    });
+                add_elementwise_gradient(gx, &gy, &y, |gy, y| if y > 0.0 { gy } else { 0.0 });
                 Ok(())
             });
         }
@@ -138,15 +149,7 @@ impl Kernels for Cpu {
             tape.add_backward_op(move |grads| {
                 let gy = grads.get_or_alloc_mut(&out_ghost)?.to_vec();
                 let gx = grads.get_or_alloc_mut(&x_ghost)?;
-                gx.par_chunks_mut(CHUNK)
-                    .zip(gy.par_chunks(CHUNK).zip(input.par_chunks(CHUNK)))
-                    .for_each(|(gx, (gy, x))| {
-                        widest(|| {
-                            for ((gx, &gy), &x) in gx.iter_mut().zip(gy).zip(x) {
-                                *gx += gy * gelu_slope(x);
-                            }
-                        })
-                    });
+                add_elementwise_gradient(gx, &gy, &input, |gy, x| gy * gelu_slope(x));
                 Ok(())
             });
         }
@@ -229,15 +232,11 @@ impl Kernels for Cpu {
                     .collect();
                 let gw = grads.get_or_alloc_mut(&w_ghost)?;
                 for (part, _) in &partial {
-                    for (g, p) in gw.iter_mut().zip(part) {
-                        *g += p;
-                    }
+                    add_to(gw, part);
                 }
                 let gb = grads.get_or_alloc_mut(&b_ghost)?;
                 for (_, part) in &partial {
-                    for (g, p) in gb.iter_mut().zip(part) {
-                        *g += p;
-                    }
+                    add_to(gb, part);
                 }
                 Ok(())
             });

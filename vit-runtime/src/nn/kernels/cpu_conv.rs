@@ -11,7 +11,7 @@
 //! and stack them: about twenty passes over the feature maps and as many allocations.
 use super::cpu::read;
 use super::cpu_gemm::{product, Matrix, Write};
-use super::cpu_math;
+use super::cpu_math::{self, add_to};
 use super::{Maps, Window};
 use dfdx::prelude::*;
 use rayon::prelude::*;
@@ -113,11 +113,6 @@ impl Geometry {
             }
         });
     }
-}
-
-/// `acc += x`, element by element.
-fn add_to(acc: &mut [f32], x: &[f32]) {
-    acc.iter_mut().zip(x).for_each(|(a, x)| *a += x);
 }
 
 /// See [`super::Kernels::conv2d`].

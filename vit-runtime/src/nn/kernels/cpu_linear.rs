@@ -7,13 +7,9 @@
 //! buffers and sums the bias gradient on every thread.
 use super::cpu::read;
 use super::cpu_gemm::{product, Matrix, Write};
+use super::cpu_math::add_to;
 use dfdx::prelude::*;
 use rayon::prelude::*;
-
-/// `acc += x`, element by element.
-fn add_to(acc: &mut [f32], x: &[f32]) {
-    acc.iter_mut().zip(x).for_each(|(a, x)| *a += x);
-}
 
 /// Rows per rayon task when filling or summing `(rows, O)` buffers.
 const ROWS_PER_TASK: usize = 256;

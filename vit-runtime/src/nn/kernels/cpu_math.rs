@@ -100,6 +100,12 @@ pub(super) fn exp(x: f32) -> f32 {
     }
 }
 
+/// `acc += x`, element by element.
+#[inline(always)]
+pub(super) fn add_to(acc: &mut [f32], x: &[f32]) {
+    acc.iter_mut().zip(x).for_each(|(a, x)| *a += x);
+}
+
 /// Lanes of the running sums below.
 const LANES: usize = 8;
 

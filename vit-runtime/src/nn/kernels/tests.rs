@@ -34,6 +34,25 @@ fn assert_fused_matches_composite(run: impl Fn(bool) -> (Vec<f32>, NamedGrads)) 
     }
 }
 
+/// The values of `y` and the gradients of `sum(y * r)` for a layer's input `x`, weight and
+/// bias, as [`assert_fused_matches_composite`] compares them.
+fn values_and_grads<Y: Shape, X: Shape, W: Shape, B: Shape>(
+    y: Tensor<Y, f32, Cpu, OwnedTape<f32, Cpu>>,
+    r: &Tensor<Y, f32, Cpu>,
+    x: &Tensor<X, f32, Cpu>,
+    w: &Tensor<W, f32, Cpu>,
+    b: &Tensor<B, f32, Cpu>,
+) -> (Vec<f32>, NamedGrads) {
+    let values = y.as_vec();
+    let g = (y * r.clone()).sum().backward();
+    let grads = vec![
+        ("x", g.get(x).as_vec()),
+        ("weight", g.get(w).as_vec()),
+        ("bias", g.get(b).as_vec()),
+    ];
+    (values, grads)
+}
+
 #[test]
 fn fused_relu_matches_dfdx_values_and_gradients_with_exact_zeros() {
     let dev = Cpu::seed_from_u64(2);
@@ -87,14 +106,7 @@ fn fused_layer_norm_matches_composite_values_and_gradients() {
         } else {
             composite::layer_norm(xt, &w, &b, 1e-5)
         };
-        let values = y.as_vec();
-        let g = (y * r.clone()).sum().backward();
-        let grads = vec![
-            ("x", g.get(&x).as_vec()),
-            ("weight", g.get(&w).as_vec()),
-            ("bias", g.get(&b).as_vec()),
-        ];
-        (values, grads)
+        values_and_grads(y, &r, &x, &w, &b)
     });
 }
 
@@ -286,14 +298,7 @@ fn fused_linear_matches_composite_values_and_gradients() {
         } else {
             composite::linear(xt, wt, &b)
         };
-        let values = y.as_vec();
-        let g = (y * r.clone()).sum().backward();
-        let grads = vec![
-            ("x", g.get(&x).as_vec()),
-            ("weight", g.get(&w).as_vec()),
-            ("bias", g.get(&b).as_vec()),
-        ];
-        (values, grads)
+        values_and_grads(y, &r, &x, &w, &b)
     });
 }
 
@@ -322,14 +327,7 @@ fn fused_conv2d_matches_composite_with_padding_and_stride() {
             } else {
                 composite::conv2d(xt, wt, &b, window)
             };
-            let values = y.as_vec();
-            let g = (y * r.clone()).sum().backward();
-            let grads = vec![
-                ("x", g.get(&x).as_vec()),
-                ("weight", g.get(&w).as_vec()),
-                ("bias", g.get(&b).as_vec()),
-            ];
-            (values, grads)
+            values_and_grads(y, &r, &x, &w, &b)
         });
     }
 }
