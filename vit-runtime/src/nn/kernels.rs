@@ -1,5 +1,6 @@
-//! The hot spots of a ViT step as single ops: linear layers, GELU, LayerNorm, dropout and
-//! the attention core (scores, softmax, attention dropout, weighted sum) for both q/k/v layouts.
+//! The hot spots of a ViT or CNN step as single ops: linear layers, convolutions, max
+//! pooling, GELU, ReLU, LayerNorm, dropout and the attention core (scores, softmax,
+//! attention dropout, weighted sum) for both q/k/v layouts.
 //!
 //! Built from dfdx's ops, each of these is a chain of 5-15 passes over memory, each pass
 //! allocating its output and recording a backward closure, and most of them run on one core.
