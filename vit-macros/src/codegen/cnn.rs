@@ -15,6 +15,9 @@ pub fn emit(model: &Model, cnn: &Cnn, ty: &Ident) -> TokenStream {
     );
     let mut fields = Vec::new();
     let mut steps = Vec::new();
+    // A `conv` then `relu` is one op: the convolution writes its output once, rectified.
+    let is_conv = |i: usize| matches!(cnn.layers[i], CnnLayer::Conv { .. });
+    let relu_follows = |i: usize| matches!(cnn.layers.get(i + 1), Some(CnnLayer::Relu));
     for (i, layer) in cnn.layers.iter().enumerate() {
         let field = format_ident!("layers_{}", i);
         let key = format!("layers.{i}");
@@ -33,7 +36,11 @@ pub fn emit(model: &Model, cnn: &Cnn, ty: &Ident) -> TokenStream {
                     &key,
                     quote!(#nn::Conv2d<#in_c, #out_c, #kernel, #stride, #padding, #hi, #wi, #ho, #wo, E, D>),
                 ));
-                quote!(let x = self.#field.forward(x);)
+                if relu_follows(i) {
+                    quote!(let x = self.#field.forward_then(x, #nn::Epilogue::Relu);)
+                } else {
+                    quote!(let x = self.#field.forward(x);)
+                }
             }
             CnnLayer::Linear { inp, out } => {
                 fields.push(Field::module(
@@ -41,7 +48,7 @@ pub fn emit(model: &Model, cnn: &Cnn, ty: &Ident) -> TokenStream {
                     &key,
                     quote!(#nn::Linear<#inp, #out, E, D>),
                 ));
-                quote!(let x = self.#field.forward(x);)
+                quote!(let x = #nn::linear_2d(&self.#field, x);)
             }
             CnnLayer::MaxPool {
                 c,
@@ -61,6 +68,8 @@ pub fn emit(model: &Model, cnn: &Cnn, ty: &Ident) -> TokenStream {
             } => {
                 quote!(let x = #nn::cnn::pool2d::<B, #c, #kernel, #stride, #hi, #wi, #ho, #wo, D, T>(x, #nn::Pool::Avg);)
             }
+            // Already applied by the convolution before it.
+            CnnLayer::Relu if i > 0 && is_conv(i - 1) => quote!(),
             CnnLayer::Relu => quote!(let x = #nn::relu(x);),
             CnnLayer::Gelu => quote!(let x = #nn::gelu(x);),
             CnnLayer::Dropout(p) => {

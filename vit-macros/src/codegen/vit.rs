@@ -135,15 +135,15 @@ pub fn emit(model: &Model, vit: &Vit, ty: &Ident, teacher: Option<&Model>) -> To
     };
     let pooled = if cls {
         quote! {
-            let class = self.head.forward(#nn::tokens::token_at::<B, #s, #dim, D, T>(#class_input, 0));
+            let class = #nn::linear_2d(&self.head, #nn::tokens::token_at::<B, #s, #dim, D, T>(#class_input, 0));
         }
     } else {
         quote! {
-            let class = self.head.forward(#class_input.mean::<_, ::vit_runtime::dfdx::shapes::Axis<1>>());
+            let class = #nn::linear_2d(&self.head, #class_input.mean::<_, ::vit_runtime::dfdx::shapes::Axis<1>>());
         }
     };
     let distill = if distilled {
-        quote!(Some(self.head_dist.forward(#nn::tokens::token_at::<B, #s, #dim, D, T>(x, 1))))
+        quote!(Some(#nn::linear_2d(&self.head_dist, #nn::tokens::token_at::<B, #s, #dim, D, T>(x, 1))))
     } else {
         quote!(None)
     };

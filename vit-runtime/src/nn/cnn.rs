@@ -6,7 +6,7 @@
 //! by concatenation, the `K*K` shifted, strided windows stacked into an im2col matrix, and
 //! one matmul). Pooling reduces the same stacked windows with a max or a mean. vit-macros computes every output size and passes it in as a const
 //! parameter; the `CHECK` consts prove the sizes consistent at compile time.
-use super::kernels::{Kernels, Window};
+use super::kernels::{Epilogue, Kernels, Window};
 use dfdx::prelude::*;
 
 /// How a pooling window is reduced.
@@ -142,6 +142,15 @@ impl<
         &self,
         x: Tensor<(B, Const<CI>, Const<HI>, Const<WI>), f32, D, T>,
     ) -> Tensor<(B, Const<CO>, Const<HO>, Const<WO>), f32, D, T> {
+        self.forward_then(x, Epilogue::Identity)
+    }
+
+    /// [`Self::forward`], then `epilogue` in the same op (a spec's `conv` then `relu`).
+    pub fn forward_then<B: Dim, T: Tape<f32, D>>(
+        &self,
+        x: Tensor<(B, Const<CI>, Const<HI>, Const<WI>), f32, D, T>,
+        epilogue: Epilogue,
+    ) -> Tensor<(B, Const<CO>, Const<HO>, Const<WO>), f32, D, T> {
         let () = Self::CHECK;
         let b = x.shape().0;
         let x = x.reshape_like(&(b.size(), CI, HI, WI));
@@ -156,7 +165,7 @@ impl<
             .weight
             .retaped::<T>()
             .reshape_like(&(Const::<CO>, CI * K * K));
-        D::conv2d(x, weight, &self.bias, window).reshape_like(&(
+        D::conv2d(x, weight, &self.bias, window, epilogue).reshape_like(&(
             b,
             Const::<CO>,
             Const::<HO>,

@@ -1,4 +1,5 @@
-//! The hot spots of a ViT or CNN step as single ops: linear layers, convolutions, max
+//! The hot spots of a ViT or CNN step as single ops: linear layers, convolutions (with a
+//! fused ReLU), max
 //! pooling, GELU, ReLU, LayerNorm, dropout and the attention core (scores, softmax,
 //! attention dropout, weighted sum) for both q/k/v layouts.
 //!
@@ -88,6 +89,15 @@ pub struct Window {
     pub out: (usize, usize),
 }
 
+/// What a fused op applies to its result before writing it out, so that the activation
+/// costs no pass over memory of its own (a CNN's `conv` then `relu`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Epilogue {
+    Identity,
+    /// `max(y, 0)`, with gradient 0 at 0 (as PyTorch).
+    Relu,
+}
+
 /// The fused ops a device offers; every method has the composite dfdx version as default.
 pub trait Kernels: Device<f32> {
     /// Forward FLOPs per pass when evaluating a larger batch (`None`: all at once): the
@@ -97,14 +107,15 @@ pub trait Kernels: Device<f32> {
     const EVAL_CHUNK_FLOPS: Option<u64> = None;
 
     /// A convolution: `(B, C, H, W) -> (B, O, HO * WO)`, with PyTorch's `(O, C, K, K)`
-    /// weight as `(O, C * K * K)` and one bias per output channel.
+    /// weight as `(O, C * K * K)` and one bias per output channel, then `epilogue`.
     fn conv2d<O: Dim, T: Tape<f32, Self>>(
         x: Maps<Self, T>,
         weight: Tensor<(O, usize), f32, Self, T>,
         bias: &Tensor<(O,), f32, Self>,
         window: Window,
+        epilogue: Epilogue,
     ) -> Tensor<(usize, O, usize), f32, Self, T> {
-        composite::conv2d(x, weight, bias, window)
+        composite::conv2d(x, weight, bias, window, epilogue)
     }
 
     /// Max pooling (no padding): `(B, C, H, W) -> (B, C, HO, WO)`.

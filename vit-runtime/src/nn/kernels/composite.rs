@@ -1,6 +1,6 @@
 //! The fused ops built from dfdx's own ops: what non-CPU devices run, and the reference
 //! the CPU kernels are tested against.
-use super::{Maps, Window};
+use super::{Epilogue, Maps, Window};
 use crate::nn::attention::AttentionMaps;
 use crate::nn::cnn::windows;
 use crate::nn::Mode;
@@ -19,12 +19,13 @@ pub fn linear<R: Dim, I: Dim, O: Dim, D: Device<f32>, T: Tape<f32, D>>(
 }
 
 /// See [`super::Kernels::conv2d`]: im2col rows (below) times the weight reordered to
-/// their `(ky, kx, c)` order, plus the bias, moved channels first.
+/// their `(ky, kx, c)` order, plus the bias, moved channels first, then the epilogue.
 pub fn conv2d<O: Dim, D: Device<f32>, T: Tape<f32, D>>(
     x: Maps<D, T>,
     weight: Tensor<(O, usize), f32, D, T>,
     bias: &Tensor<(O,), f32, D>,
     window: Window,
+    epilogue: Epilogue,
 ) -> Tensor<(usize, O, usize), f32, D, T> {
     let (batch, c, _, _) = *x.shape();
     let (o, taps) = (weight.shape().0, window.k * window.k);
@@ -37,7 +38,11 @@ pub fn conv2d<O: Dim, D: Device<f32>, T: Tape<f32, D>>(
         .reshape_like(&(batch, pixels, o))
         .permute::<_, Axes3<0, 2, 1>>();
     // A contiguous copy: callers reshape the result as channels-first maps.
-    y.reshape_like(&(batch, o, pixels))
+    let y = y.reshape_like(&(batch, o, pixels));
+    match epilogue {
+        Epilogue::Identity => y,
+        Epilogue::Relu => y.relu(),
+    }
 }
 
 pub fn layer_norm<B: Dim, S: Dim, const M: usize, D: Device<f32>, T: Tape<f32, D>>(

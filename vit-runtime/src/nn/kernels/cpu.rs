@@ -2,15 +2,16 @@
 //!
 //! Each op copies its input out of dfdx (dfdx keeps tensor storage crate-private), computes
 //! its output into a fresh `Vec` that becomes the output tensor, and, when a tape records,
-//! adds a backward closure that owns what the gradient needs. Inputs must be contiguous
+//! adds a backward closure that owns what the gradient needs. A backward pass moves its
+//! output's gradient out of `Gradients` while it borrows the inputs' ones (instead of
+//! copying it) and puts it back when done. Inputs must be contiguous
 //! (outputs of matmuls, additions or other ops, not permuted views); every caller in
 //! `nn` passes such tensors.
 use super::{cpu_attention, cpu_conv, cpu_linear};
-use super::{Kernels, Maps, QkvLayout, Window};
+use super::{Epilogue, Kernels, Maps, QkvLayout, Window};
 use crate::nn::attention::AttentionMaps;
 use crate::nn::Mode;
 use dfdx::prelude::*;
-use rand::{RngCore, SeedableRng};
 use rayon::prelude::*;
 
 /// Rows handed to one rayon task: small enough to split a batch over 2+ cores, large
@@ -24,7 +25,7 @@ pub(super) fn read<S: Shape, T>(t: &Tensor<S, f32, Cpu, T>) -> Vec<f32> {
     data
 }
 
-use super::cpu_math::{add_to, dot, erf, exp, sum, sum_map, widest};
+use super::cpu_math::{add_to, dot, erf, exp, sum, sum_map};
 
 const SQRT_1_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
 /// `1 / sqrt(2 pi)`.
@@ -52,34 +53,43 @@ fn add_elementwise_gradient(
     gx.par_chunks_mut(CHUNK)
         .zip(gy.par_chunks(CHUNK).zip(saved.par_chunks(CHUNK)))
         .for_each(|(gx, (gy, saved))| {
-            widest(|| {
-                for ((gx, &gy), &s) in gx.iter_mut().zip(gy).zip(saved) {
-                    *gx += f(gy, s);
-                }
-            })
+            for ((gx, &gy), &s) in gx.iter_mut().zip(gy).zip(saved) {
+                *gx += f(gy, s);
+            }
         });
 }
 
-/// A deterministic stream of keep/drop decisions: chunk `c` of a dropout draws from its own
-/// generator seeded by `(seed, c)`, so the mask does not depend on the number of threads
-/// and the backward pass can regenerate it instead of storing it.
+/// A deterministic stream of keep/drop decisions: element `j` of chunk `c` of a dropout
+/// is kept when a hash of `(seed, c, j)` falls below `keep`, so the mask does not depend
+/// on the number of threads and the backward pass can regenerate it instead of storing it.
+/// A hash of the index rather than a sequential generator: no element waits for the one
+/// before, so the loop vectorises (a `SmallRng` stream was a tenth of a ViT training step).
 pub(super) fn keep_mask(seed: u64, chunk: u64, keep: f32, out: &mut [f32]) {
-    let mut rng = rand::rngs::SmallRng::seed_from_u64(
-        seed ^ chunk.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
-    );
-    // Two decisions per 64 random bits: `u32 < keep * 2^32`.
-    let threshold = (keep as f64 * 4_294_967_296.0) as u64;
+    let key = splitmix64(seed ^ splitmix64(chunk));
+    let (k0, k1) = (key as u32, (key >> 32) as u32);
+    // `bits < keep * 2^32`.
+    let threshold = (f64::from(keep) * 4_294_967_296.0).min(f64::from(u32::MAX)) as u32;
     let scale = 1.0 / keep;
-    for pair in out.chunks_mut(2) {
-        let bits = rng.next_u64();
-        for (m, word) in pair.iter_mut().zip([bits as u32, (bits >> 32) as u32]) {
-            *m = if u64::from(word) < threshold {
-                scale
-            } else {
-                0.0
-            };
-        }
+    for (j, m) in out.iter_mut().enumerate() {
+        let bits = mix32(mix32(j as u32 ^ k0) ^ k1);
+        *m = if bits < threshold { scale } else { 0.0 };
     }
+}
+
+/// SplitMix64's finaliser: a well-mixed 64-bit key from a seed.
+fn splitmix64(x: u64) -> u64 {
+    let x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    let x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+/// Chris Wellons' `lowbias32` integer hash (32-bit multiplies: one vector lane each).
+#[inline(always)]
+fn mix32(x: u32) -> u32 {
+    let x = (x ^ (x >> 16)).wrapping_mul(0x7FEB_352D);
+    let x = (x ^ (x >> 15)).wrapping_mul(0x846C_A68B);
+    x ^ (x >> 16)
 }
 
 impl Kernels for Cpu {
@@ -92,8 +102,9 @@ impl Kernels for Cpu {
         weight: Tensor<(O, usize), f32, Self, T>,
         bias: &Tensor<(O,), f32, Self>,
         window: Window,
+        epilogue: Epilogue,
     ) -> Tensor<(usize, O, usize), f32, Self, T> {
-        cpu_conv::conv2d(x, weight, bias, window)
+        cpu_conv::conv2d(x, weight, bias, window, epilogue)
     }
 
     fn max_pool<T: Tape<f32, Self>>(x: Maps<Self, T>, window: Window) -> Maps<Self, T> {
@@ -113,16 +124,17 @@ impl Kernels for Cpu {
         let mut output = read(&x);
         output
             .par_chunks_mut(CHUNK)
-            .for_each(|y| widest(|| y.iter_mut().for_each(|y| *y = y.max(0.0))));
+            .for_each(|y| y.iter_mut().for_each(|y| *y = y.max(0.0)));
         let out = x.device().tensor_from_vec(output, *x.shape());
         if T::OWNS_TAPE {
             // The output is positive exactly where the input is: keep it, not a copy.
             let (x_ghost, out_ghost, kept) = (x.ghost(), out.ghost(), out.clone());
             tape.add_backward_op(move |grads| {
                 let y = read(&kept);
-                let gy = grads.get_or_alloc_mut(&out_ghost)?.to_vec();
+                let gy = std::mem::take(&mut **grads.get_or_alloc_mut(&out_ghost)?);
                 let gx = grads.get_or_alloc_mut(&x_ghost)?;
                 add_elementwise_gradient(gx, &gy, &y, |gy, y| if y > 0.0 { gy } else { 0.0 });
+                **grads.get_or_alloc_mut(&out_ghost)? = gy;
                 Ok(())
             });
         }
@@ -137,19 +149,18 @@ impl Kernels for Cpu {
             .par_chunks_mut(CHUNK)
             .zip(input.par_chunks(CHUNK))
             .for_each(|(y, x)| {
-                widest(|| {
-                    for (y, &x) in y.iter_mut().zip(x) {
-                        *y = gelu_value(x);
-                    }
-                })
+                for (y, &x) in y.iter_mut().zip(x) {
+                    *y = gelu_value(x);
+                }
             });
         let out = x.device().tensor_from_vec(output, *x.shape());
         if T::OWNS_TAPE {
             let (x_ghost, out_ghost) = (x.ghost(), out.ghost());
             tape.add_backward_op(move |grads| {
-                let gy = grads.get_or_alloc_mut(&out_ghost)?.to_vec();
+                let gy = std::mem::take(&mut **grads.get_or_alloc_mut(&out_ghost)?);
                 let gx = grads.get_or_alloc_mut(&x_ghost)?;
                 add_elementwise_gradient(gx, &gy, &input, |gy, x| gy * gelu_slope(x));
+                **grads.get_or_alloc_mut(&out_ghost)? = gy;
                 Ok(())
             });
         }
@@ -178,24 +189,22 @@ impl Kernels for Cpu {
             .zip(input.par_chunks(rows_per_task * M))
             .zip(stats.par_chunks_mut(rows_per_task))
             .for_each(|((y, x), stats)| {
-                widest(|| {
-                    for ((y, x), stat) in y.chunks_mut(M).zip(x.chunks(M)).zip(stats) {
-                        let mean = sum(x) / M as f32;
-                        let var = sum_map(x, |v| (v - mean) * (v - mean)) / M as f32;
-                        let rstd = 1.0 / (var + eps).sqrt();
-                        for i in 0..M {
-                            y[i] = (x[i] - mean) * rstd * w[i] + b[i];
-                        }
-                        *stat = (mean, rstd);
+                for ((y, x), stat) in y.chunks_mut(M).zip(x.chunks(M)).zip(stats) {
+                    let mean = sum(x) / M as f32;
+                    let var = sum_map(x, |v| (v - mean) * (v - mean)) / M as f32;
+                    let rstd = 1.0 / (var + eps).sqrt();
+                    for i in 0..M {
+                        y[i] = (x[i] - mean) * rstd * w[i] + b[i];
                     }
-                })
+                    *stat = (mean, rstd);
+                }
             });
         let out = x.device().tensor_from_vec(output, *x.shape());
         if T::OWNS_TAPE {
             let (x_ghost, w_ghost, b_ghost, out_ghost) =
                 (x.ghost(), weight.ghost(), bias.ghost(), out.ghost());
             tape.add_backward_op(move |grads| {
-                let gy = grads.get_or_alloc_mut(&out_ghost)?.to_vec();
+                let gy = std::mem::take(&mut **grads.get_or_alloc_mut(&out_ghost)?);
                 // Each task sums its rows' weight and bias gradients; the sums add up after.
                 let gx = grads.get_or_alloc_mut(&x_ghost)?;
                 let partial: Vec<(Vec<f32>, Vec<f32>)> = gx
@@ -204,30 +213,28 @@ impl Kernels for Cpu {
                     .zip(input.par_chunks(rows_per_task * M))
                     .zip(stats.par_chunks(rows_per_task))
                     .map(|(((gx, gy), x), stats)| {
-                        widest(|| {
-                            let (mut gw, mut gb) = (vec![0.0f32; M], vec![0.0f32; M]);
-                            let mut xhat = [0.0f32; M];
-                            let mut g = [0.0f32; M];
-                            for (((gx, gy), x), &(mean, rstd)) in gx
-                                .chunks_mut(M)
-                                .zip(gy.chunks(M))
-                                .zip(x.chunks(M))
-                                .zip(stats)
-                            {
-                                for i in 0..M {
-                                    xhat[i] = (x[i] - mean) * rstd;
-                                    g[i] = gy[i] * w[i];
-                                    gw[i] += gy[i] * xhat[i];
-                                    gb[i] += gy[i];
-                                }
-                                let mean_g = sum(&g) / M as f32;
-                                let mean_gx = dot(&g, &xhat) / M as f32;
-                                for i in 0..M {
-                                    gx[i] += rstd * (g[i] - mean_g - xhat[i] * mean_gx);
-                                }
+                        let (mut gw, mut gb) = (vec![0.0f32; M], vec![0.0f32; M]);
+                        let mut xhat = [0.0f32; M];
+                        let mut g = [0.0f32; M];
+                        for (((gx, gy), x), &(mean, rstd)) in gx
+                            .chunks_mut(M)
+                            .zip(gy.chunks(M))
+                            .zip(x.chunks(M))
+                            .zip(stats)
+                        {
+                            for i in 0..M {
+                                xhat[i] = (x[i] - mean) * rstd;
+                                g[i] = gy[i] * w[i];
+                                gw[i] += gy[i] * xhat[i];
+                                gb[i] += gy[i];
                             }
-                            (gw, gb)
-                        })
+                            let mean_g = sum(&g) / M as f32;
+                            let mean_gx = dot(&g, &xhat) / M as f32;
+                            for i in 0..M {
+                                gx[i] += rstd * (g[i] - mean_g - xhat[i] * mean_gx);
+                            }
+                        }
+                        (gw, gb)
                     })
                     .collect();
                 let gw = grads.get_or_alloc_mut(&w_ghost)?;
@@ -238,6 +245,7 @@ impl Kernels for Cpu {
                 for (_, part) in &partial {
                     add_to(gb, part);
                 }
+                **grads.get_or_alloc_mut(&out_ghost)? = gy;
                 Ok(())
             });
         }
@@ -266,7 +274,7 @@ impl Kernels for Cpu {
         if T::OWNS_TAPE {
             let (x_ghost, out_ghost) = (x.ghost(), out.ghost());
             tape.add_backward_op(move |grads| {
-                let gy = grads.get_or_alloc_mut(&out_ghost)?.to_vec();
+                let gy = std::mem::take(&mut **grads.get_or_alloc_mut(&out_ghost)?);
                 let gx = grads.get_or_alloc_mut(&x_ghost)?;
                 gx.par_chunks_mut(CHUNK)
                     .zip(gy.par_chunks(CHUNK))
@@ -278,6 +286,7 @@ impl Kernels for Cpu {
                             *gx += gy * m;
                         }
                     });
+                **grads.get_or_alloc_mut(&out_ghost)? = gy;
                 Ok(())
             });
         }

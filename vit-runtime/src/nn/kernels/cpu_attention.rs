@@ -8,7 +8,7 @@
 //! strided q, k, v of the buffer; the tasks are the images.
 use super::cpu::{keep_mask, read};
 use super::cpu_gemm::{product, Matrix, Write};
-use super::cpu_math::{self, widest};
+use super::cpu_math;
 use super::QkvLayout;
 use crate::nn::attention::AttentionMaps;
 use crate::nn::Mode;
@@ -54,9 +54,10 @@ pub(super) fn attention_op<
     if T::OWNS_TAPE {
         let (qkv_ghost, out_ghost) = (qkv.ghost(), out.ghost());
         tape.add_backward_op(move |grads| {
-            let gy = grads.get_or_alloc_mut(&out_ghost)?.to_vec();
+            let gy = std::mem::take(&mut **grads.get_or_alloc_mut(&out_ghost)?);
             let gqkv = grads.get_or_alloc_mut(&qkv_ghost)?;
             backward(&input, &weights, &gy, layout, keep, gqkv);
+            **grads.get_or_alloc_mut(&out_ghost)? = gy;
             Ok(())
         });
     }
@@ -97,14 +98,14 @@ fn forward(
             .zip(weights.par_chunks_mut(image_weights))
             .enumerate()
             .for_each_init(buffers, |(dropped, mask), (b, (out, weights))| {
-                widest(|| attend(qkv, l, keep, b, out, weights, dropped, mask))
+                attend(qkv, l, keep, b, out, weights, dropped, mask)
             });
         (output, weights)
     } else {
         output.par_chunks_mut(s * dim).enumerate().for_each_init(
             || (vec![0.0f32; image_weights], buffers()),
             |(weights, (dropped, mask)), (b, out)| {
-                widest(|| attend(qkv, l, keep, b, out, weights, dropped, mask))
+                attend(qkv, l, keep, b, out, weights, dropped, mask)
             },
         );
         (output, Vec::new())
@@ -194,50 +195,48 @@ fn backward(
                 )
             },
             |(ds, dropped, mask), b| {
-                widest(|| {
-                    let mut grads = vec![0.0f32; heads * 3 * s * dh];
-                    for h in 0..heads {
-                        let [q, k, v] = [0, 1, 2].map(|which| head_matrix(qkv, l, which, b, h));
-                        let p = &weights[(b * heads + h) * s * s..(b * heads + h + 1) * s * s];
-                        let go = Matrix::rows(&gy[b * s * dim + h * dh..], dim);
-                        let (gq, rest) =
-                            grads[h * 3 * s * dh..(h + 1) * 3 * s * dh].split_at_mut(s * dh);
-                        let (gk, gv) = rest.split_at_mut(s * dh);
-                        // dPd = dO vᵀ; with dropout dP = dPd ⊙ mask and Pd = P ⊙ mask.
-                        let vt = Matrix::transposed(v.data, v.row_stride);
-                        product(ds, s, (s, s, dh), go, vt, Write::Overwrite(1.0), false);
-                        let pd: &[f32] = if keep.is_some() {
-                            fill_mask(mask, keep, &l, b, h);
-                            for ((d, pd), (&p, &m)) in ds
-                                .iter_mut()
-                                .zip(dropped.iter_mut())
-                                .zip(p.iter().zip(mask.iter()))
-                            {
-                                *d *= m;
-                                *pd = p * m;
-                            }
-                            dropped
-                        } else {
-                            p
-                        };
-                        // dv = Pdᵀ dO.
-                        let pdt = Matrix::transposed(pd, s);
-                        product(gv, dh, (s, dh, s), pdt, go, Write::Overwrite(1.0), false);
-                        // Softmax backward, scaled for the scores: dS = P (dP - rowsum(dP P)) / sqrt(DH).
-                        for (dsi, pi) in ds.chunks_mut(s).zip(p.chunks(s)) {
-                            let dot = cpu_math::dot(dsi, pi);
-                            for (d, &pij) in dsi.iter_mut().zip(pi) {
-                                *d = pij * (*d - dot) * scale;
-                            }
+                let mut grads = vec![0.0f32; heads * 3 * s * dh];
+                for h in 0..heads {
+                    let [q, k, v] = [0, 1, 2].map(|which| head_matrix(qkv, l, which, b, h));
+                    let p = &weights[(b * heads + h) * s * s..(b * heads + h + 1) * s * s];
+                    let go = Matrix::rows(&gy[b * s * dim + h * dh..], dim);
+                    let (gq, rest) =
+                        grads[h * 3 * s * dh..(h + 1) * 3 * s * dh].split_at_mut(s * dh);
+                    let (gk, gv) = rest.split_at_mut(s * dh);
+                    // dPd = dO vᵀ; with dropout dP = dPd ⊙ mask and Pd = P ⊙ mask.
+                    let vt = Matrix::transposed(v.data, v.row_stride);
+                    product(ds, s, (s, s, dh), go, vt, Write::Overwrite(1.0), false);
+                    let pd: &[f32] = if keep.is_some() {
+                        fill_mask(mask, keep, &l, b, h);
+                        for ((d, pd), (&p, &m)) in ds
+                            .iter_mut()
+                            .zip(dropped.iter_mut())
+                            .zip(p.iter().zip(mask.iter()))
+                        {
+                            *d *= m;
+                            *pd = p * m;
                         }
-                        // dq = dS k; dk = dSᵀ q.
-                        let dsm = Matrix::rows(ds, s);
-                        product(gq, dh, (s, dh, s), dsm, k, Write::Overwrite(1.0), false);
-                        let dst = Matrix::transposed(ds, s);
-                        product(gk, dh, (s, dh, s), dst, q, Write::Overwrite(1.0), false);
+                        dropped
+                    } else {
+                        p
+                    };
+                    // dv = Pdᵀ dO.
+                    let pdt = Matrix::transposed(pd, s);
+                    product(gv, dh, (s, dh, s), pdt, go, Write::Overwrite(1.0), false);
+                    // Softmax backward, scaled for the scores: dS = P (dP - rowsum(dP P)) / sqrt(DH).
+                    for (dsi, pi) in ds.chunks_mut(s).zip(p.chunks(s)) {
+                        let dot = cpu_math::dot(dsi, pi);
+                        for (d, &pij) in dsi.iter_mut().zip(pi) {
+                            *d = pij * (*d - dot) * scale;
+                        }
                     }
-                    grads
-                })
+                    // dq = dS k; dk = dSᵀ q.
+                    let dsm = Matrix::rows(ds, s);
+                    product(gq, dh, (s, dh, s), dsm, k, Write::Overwrite(1.0), false);
+                    let dst = Matrix::transposed(ds, s);
+                    product(gk, dh, (s, dh, s), dst, q, Write::Overwrite(1.0), false);
+                }
+                grads
             },
         )
         .collect();

@@ -5,14 +5,16 @@
 //! the `(O, C, K, K)` weight multiplies them as it is stored and the product comes out
 //! channels first. Each row of the columns is a shifted copy of input rows, so building
 //! them is memcpy work. The columns live in a per-thread buffer and are rebuilt in the
-//! backward pass instead of being kept for it (they are `K * K` times the input).
+//! backward pass instead of being kept for it (they are `K * K` times the input). A ReLU
+//! after the convolution is applied while the image's output is still in cache, keeping
+//! one flag per element for the backward pass (a separate ReLU op copies the maps twice).
 //!
 //! Built from dfdx ops (see `composite`), both cut `K*K` strided slices out of a padded copy
 //! and stack them: about twenty passes over the feature maps and as many allocations.
 use super::cpu::read;
 use super::cpu_gemm::{product, Matrix, Write};
 use super::cpu_math::{self, add_to};
-use super::{Maps, Window};
+use super::{Epilogue, Maps, Window};
 use dfdx::prelude::*;
 use rayon::prelude::*;
 
@@ -121,6 +123,7 @@ pub(super) fn conv2d<O: Dim, T: Tape<f32, Cpu>>(
     weight: Tensor<(O, usize), f32, Cpu, T>,
     bias: &Tensor<(O,), f32, Cpu>,
     window: Window,
+    epilogue: Epilogue,
 ) -> Tensor<(usize, O, usize), f32, Cpu, T> {
     let (x, tape) = x.split_tape();
     let (weight, weight_tape) = weight.split_tape();
@@ -134,28 +137,45 @@ pub(super) fn conv2d<O: Dim, T: Tape<f32, Cpu>>(
     let (input, wt, b) = (read(&x), read(&weight), read(&bias));
     let image_len = c * h * w;
 
-    let mut output = vec![0.0f32; batch * outputs * pixels];
-    output
-        .par_chunks_mut(outputs * pixels)
-        .zip(input.par_chunks(image_len))
-        .for_each_init(
-            || vec![0.0f32; rows * pixels],
-            |cols, (y, image)| {
-                geometry.im2col(image, cols);
-                for (row, &bias) in y.chunks_mut(pixels).zip(&b) {
-                    row.fill(bias);
-                }
-                product(
-                    y,
-                    pixels,
-                    (outputs, pixels, rows),
-                    Matrix::rows(&wt, rows),
-                    Matrix::rows(cols, pixels),
-                    Write::Accumulate(1.0),
-                    false,
-                );
-            },
+    // One image: im2col into the task's buffer, then `y = bias + W cols`.
+    let convolve = |cols: &mut Vec<f32>, y: &mut [f32], image: &[f32]| {
+        geometry.im2col(image, cols);
+        for (row, &bias) in y.chunks_mut(pixels).zip(&b) {
+            row.fill(bias);
+        }
+        product(
+            y,
+            pixels,
+            (outputs, pixels, rows),
+            Matrix::rows(&wt, rows),
+            Matrix::rows(cols, pixels),
+            Write::Accumulate(1.0),
+            false,
         );
+    };
+    let scratch = || vec![0.0f32; rows * pixels];
+    let out_len = outputs * pixels;
+    let mut output = vec![0.0f32; batch * out_len];
+    let images = output
+        .par_chunks_mut(out_len)
+        .zip(input.par_chunks(image_len));
+    // Under a ReLU, where the output is positive: where the gradient passes.
+    let mut positive = Vec::new();
+    match epilogue {
+        Epilogue::Identity => {
+            images.for_each_init(scratch, |cols, (y, image)| convolve(cols, y, image))
+        }
+        Epilogue::Relu => {
+            positive = vec![false; batch * out_len];
+            images.zip(positive.par_chunks_mut(out_len)).for_each_init(
+                scratch,
+                |cols, ((y, image), positive)| {
+                    convolve(cols, y, image);
+                    relu_in_place(y, positive);
+                },
+            )
+        }
+    }
     let out = x
         .device()
         .tensor_from_vec(output, (batch, weight.shape().0, pixels));
@@ -164,7 +184,7 @@ pub(super) fn conv2d<O: Dim, T: Tape<f32, Cpu>>(
         let (x_ghost, w_ghost, b_ghost, out_ghost) =
             (x.ghost(), weight.ghost(), bias.ghost(), out.ghost());
         tape.add_backward_op(move |grads| {
-            let gy = grads.get_or_alloc_mut(&out_ghost)?.to_vec();
+            let mut gy = std::mem::take(&mut **grads.get_or_alloc_mut(&out_ghost)?);
             // Per task: the weight and bias gradients of its images, and two column buffers.
             struct Partial {
                 gw: Vec<f32>,
@@ -181,9 +201,18 @@ pub(super) fn conv2d<O: Dim, T: Tape<f32, Cpu>>(
             let total = grads
                 .get_or_alloc_mut(&x_ghost)?
                 .par_chunks_mut(image_len)
-                .zip(gy.par_chunks(outputs * pixels))
+                .zip(gy.par_chunks_mut(out_len))
                 .zip(input.par_chunks(image_len))
-                .fold(fresh, |mut p, ((gx, gy), image)| {
+                .enumerate()
+                .fold(fresh, |mut p, (i, ((gx, gy), image))| {
+                    // Masked in place: after this op nothing reads the output's gradient.
+                    if epilogue == Epilogue::Relu {
+                        let positive = &positive[i * out_len..][..out_len];
+                        for (g, &pass) in gy.iter_mut().zip(positive) {
+                            *g = if pass { *g } else { 0.0 };
+                        }
+                    }
+                    let gy = &*gy;
                     geometry.im2col(image, &mut p.cols);
                     // dW += gy · colsᵀ, db += row sums of gy.
                     product(
@@ -222,10 +251,85 @@ pub(super) fn conv2d<O: Dim, T: Tape<f32, Cpu>>(
                 );
             add_to(grads.get_or_alloc_mut(&w_ghost)?, &total.0);
             add_to(grads.get_or_alloc_mut(&b_ghost)?, &total.1);
+            **grads.get_or_alloc_mut(&out_ghost)? = gy;
             Ok(())
         });
     }
     out.put_tape(tape)
+}
+
+/// `y = max(y, 0)`, noting where `y > 0`.
+fn relu_in_place(y: &mut [f32], positive: &mut [bool]) {
+    for (y, positive) in y.iter_mut().zip(positive) {
+        *positive = *y > 0.0;
+        *y = if *positive { *y } else { 0.0 };
+    }
+}
+
+/// One map's max pooling into `out` (rows of `wd` inputs), noting in `taps` which window
+/// element (`ky * k + kx`) each output took: a CNN's 2x2 windows with their own loop,
+/// others by index.
+fn max_pool_map(map: &[f32], wd: usize, w: Window, out: &mut [f32], taps: &mut [u32]) {
+    let wo = w.out.1;
+    if w.k == 2 && w.stride == 2 {
+        max_pool_2x2(map, wd, wo, out, taps)
+    } else {
+        max_pool_indexed(map, wd, wo, w, out, taps)
+    }
+}
+
+/// Takes `v` where it is greater, or NaN (a window with a NaN gives NaN, as in PyTorch):
+/// a select, so no branch to mispredict on random data.
+#[inline(always)]
+fn take_if_greater(best: &mut f32, at: &mut u32, v: f32, tap: u32) {
+    let better = (v > *best) | v.is_nan();
+    *best = if better { v } else { *best };
+    *at = if better { tap } else { *at };
+}
+
+/// Each output from its four inputs in registers, a row of outputs as vector lanes (the
+/// loads of pairs become shuffles).
+#[inline(always)]
+fn max_pool_2x2(map: &[f32], wd: usize, wo: usize, out: &mut [f32], taps: &mut [u32]) {
+    let rows = out.chunks_exact_mut(wo).zip(taps.chunks_exact_mut(wo));
+    for (oy, (out, taps)) in rows.enumerate() {
+        let top = &map[2 * oy * wd..][..2 * wo];
+        let bottom = &map[(2 * oy + 1) * wd..][..2 * wo];
+        let windows = top.chunks_exact(2).zip(bottom.chunks_exact(2));
+        for ((out, at), (a, b)) in out.iter_mut().zip(taps.iter_mut()).zip(windows) {
+            let (mut best, mut tap) = (a[0], 0);
+            take_if_greater(&mut best, &mut tap, a[1], 1);
+            take_if_greater(&mut best, &mut tap, b[0], 2);
+            take_if_greater(&mut best, &mut tap, b[1], 3);
+            *out = best;
+            *at = tap;
+        }
+    }
+}
+
+#[inline(always)]
+fn max_pool_indexed(
+    map: &[f32],
+    wd: usize,
+    wo: usize,
+    w: Window,
+    out: &mut [f32],
+    taps: &mut [u32],
+) {
+    let rows = out.chunks_exact_mut(wo).zip(taps.chunks_exact_mut(wo));
+    for (oy, (out, taps)) in rows.enumerate() {
+        out.fill(f32::NEG_INFINITY);
+        taps.fill(0);
+        for ky in 0..w.k {
+            let row = &map[(oy * w.stride + ky) * wd..];
+            for kx in 0..w.k {
+                let tap = (ky * w.k + kx) as u32;
+                for (ox, (best, at)) in out.iter_mut().zip(taps.iter_mut()).enumerate() {
+                    take_if_greater(best, at, row[ox * w.stride + kx], tap);
+                }
+            }
+        }
+    }
 }
 
 /// Max pooling; the gradient goes to the first maximum of each window, and a NaN wins
@@ -236,49 +340,33 @@ pub(super) fn max_pool<T: Tape<f32, Cpu>>(x: Maps<Cpu, T>, w: Window) -> Maps<Cp
     let (ho, wo) = w.out;
     let input = read(&x);
     let mut output = vec![0.0f32; b * c * ho * wo];
-    // Index (within its input map) of the element each output took.
-    let mut argmax = vec![0u32; output.len()];
+    // The window element (`ky * k + kx`) each output took.
+    let mut taps = vec![0u32; output.len()];
     output
         .par_chunks_mut(ho * wo)
-        .zip(argmax.par_chunks_mut(ho * wo))
+        .zip(taps.par_chunks_mut(ho * wo))
         .zip(input.par_chunks(h * wd))
-        .for_each(|((out, arg), map)| {
-            // A row of outputs at a time, one window element after the other, so that the
-            // outputs of a row are independent lanes instead of one chain of selects.
-            for (oy, (out, arg)) in out.chunks_mut(wo).zip(arg.chunks_mut(wo)).enumerate() {
-                out.fill(f32::NEG_INFINITY);
-                for (ox, at) in arg.iter_mut().enumerate() {
-                    *at = (oy * w.stride * wd + ox * w.stride) as u32;
-                }
-                for ky in 0..w.k {
-                    let row = (oy * w.stride + ky) * wd;
-                    for kx in 0..w.k {
-                        for (ox, (best, at)) in out.iter_mut().zip(arg.iter_mut()).enumerate() {
-                            let i = row + ox * w.stride + kx;
-                            let v = map[i];
-                            // v > best, or v is NaN and best is not: selects, no branch
-                            // to mispredict on random data.
-                            let better = ((v > *best) | v.is_nan()) & !best.is_nan();
-                            *best = if better { v } else { *best };
-                            *at = if better { i as u32 } else { *at };
-                        }
-                    }
-                }
-            }
-        });
+        .for_each(|((out, taps), map)| max_pool_map(map, wd, w, out, taps));
     let out = x.device().tensor_from_vec(output, (b, c, ho, wo));
     if T::OWNS_TAPE {
         let (x_ghost, out_ghost) = (x.ghost(), out.ghost());
+        // Where tap t of the window at (0, 0) lies in the map.
+        let offsets: Vec<usize> = (0..w.k * w.k).map(|t| t / w.k * wd + t % w.k).collect();
         tape.add_backward_op(move |grads| {
-            let gy = grads.get_or_alloc_mut(&out_ghost)?.to_vec();
+            let gy = std::mem::take(&mut **grads.get_or_alloc_mut(&out_ghost)?);
             let gx = grads.get_or_alloc_mut(&x_ghost)?;
             gx.par_chunks_mut(h * wd)
-                .zip(gy.par_chunks(ho * wo).zip(argmax.par_chunks(ho * wo)))
-                .for_each(|(gmap, (gy, arg))| {
-                    for (g, &i) in gy.iter().zip(arg) {
-                        gmap[i as usize] += g;
+                .zip(gy.par_chunks(ho * wo).zip(taps.par_chunks(ho * wo)))
+                .for_each(|(gmap, (gy, taps))| {
+                    let rows = gy.chunks_exact(wo).zip(taps.chunks_exact(wo));
+                    for (oy, (gy, taps)) in rows.enumerate() {
+                        let corner = oy * w.stride * wd;
+                        for (ox, (g, &t)) in gy.iter().zip(taps).enumerate() {
+                            gmap[corner + ox * w.stride + offsets[t as usize]] += g;
+                        }
                     }
                 });
+            **grads.get_or_alloc_mut(&out_ghost)? = gy;
             Ok(())
         });
     }

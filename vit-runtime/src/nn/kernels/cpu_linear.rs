@@ -52,7 +52,7 @@ pub(super) fn linear<R: Dim, I: Dim, O: Dim, T: Tape<f32, Cpu>>(
         let (x_ghost, w_ghost, b_ghost, out_ghost) =
             (x.ghost(), weight.ghost(), bias.ghost(), out.ghost());
         tape.add_backward_op(move |grads| {
-            let gy = grads.get_or_alloc_mut(&out_ghost)?.to_vec();
+            let gy = std::mem::take(&mut **grads.get_or_alloc_mut(&out_ghost)?);
             product(
                 grads.get_or_alloc_mut(&x_ghost)?,
                 inputs,
@@ -86,6 +86,7 @@ pub(super) fn linear<R: Dim, I: Dim, O: Dim, T: Tape<f32, Cpu>>(
                     },
                 );
             add_to(grads.get_or_alloc_mut(&b_ghost)?, &column_sums);
+            **grads.get_or_alloc_mut(&out_ghost)? = gy;
             Ok(())
         });
     }

@@ -1,6 +1,6 @@
 //! Scalar maths written so that the loops calling it vectorise: no branches, no calls
-//! into libm, several running sums instead of one; and [`widest`], which compiles such a
-//! loop for the widest vector unit the CPU has.
+//! into libm, several running sums instead of one. The workspace compiles for the CPU it
+//! builds on (`.cargo/config.toml`), so these loops get its widest vectors.
 //!
 //! libm's `expf` and `erff` are calls per element: `expf` was an eighth of a ViT
 //! inference pass (softmax), `erff` a tenth of a training step (GELU).
@@ -31,35 +31,6 @@ pub(super) fn erf(x: f32) -> f32 {
     let p = NUMERATOR.iter().fold(0.0, |acc, &c| acc * x2 + c);
     let q = DENOMINATOR.iter().fold(0.0, |acc, &c| acc * x2 + c);
     x * p / q
-}
-
-/// Runs `f` compiled for AVX-512, or else AVX2 + FMA, when the CPU has them (checked at
-/// run time). The default x86-64 target compiles for SSE2 only: 4 floats a vector where
-/// this machine has 16 (`exp` over a slice: 2.3 ns an element for SSE2, 0.7 for
-/// AVX-512). `f` is inlined into the wrapper, so its loops must be in it: helpers it
-/// calls need `#[inline(always)]`.
-#[inline(always)]
-pub(super) fn widest<R>(f: impl FnOnce() -> R) -> R {
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[target_feature(enable = "avx512f,avx2,fma")]
-        fn avx512<R>(f: impl FnOnce() -> R) -> R {
-            f()
-        }
-        #[target_feature(enable = "avx2,fma")]
-        fn avx2<R>(f: impl FnOnce() -> R) -> R {
-            f()
-        }
-        if std::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has AVX-512F (and so AVX2 and FMA), checked just above.
-            return unsafe { avx512(f) };
-        }
-        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-            // SAFETY: the CPU has AVX2 and FMA, checked just above.
-            return unsafe { avx2(f) };
-        }
-    }
-    f()
 }
 
 /// `e^x` as Cephes' `expf` computes it, `2^n · p(r)` with `n = round(x / ln 2)` and a

@@ -1,5 +1,5 @@
 //! The CPU kernels against their composite twins: same values, same gradients.
-use super::{composite, Kernels};
+use super::{composite, Epilogue, Kernels};
 use crate::nn::Mode;
 use dfdx::prelude::*;
 
@@ -129,6 +129,35 @@ fn fused_dropout_zeroes_about_p_scales_survivors_and_routes_gradients_through_th
     let again =
         <Cpu as Kernels>::dropout(Cpu::seed_from_u64(3).ones::<Rank1<100_000>>() + 1.0, 0.25);
     assert_eq!(again.as_vec(), values);
+}
+
+#[test]
+fn dropout_masks_are_independent_between_neighbours_chunks_and_seeds() {
+    let mask = |seed, chunk| {
+        let mut m = vec![0.0f32; 100_000];
+        super::cpu::keep_mask(seed, chunk, 0.5, &mut m);
+        m
+    };
+    // With keep = 1/2, two independent decisions agree half of the time.
+    let agreement = |a: &[f32], b: &[f32]| {
+        a.iter().zip(b).filter(|(x, y)| x == y).count() as f64 / a.len() as f64
+    };
+    let first = mask(7, 0);
+    let kept = first.iter().filter(|&&m| m == 2.0).count() as f64 / first.len() as f64;
+    assert!((kept - 0.5).abs() < 0.01, "kept fraction {kept}");
+    for (what, other) in [
+        ("next element", first[1..].to_vec()),
+        ("next chunk", mask(7, 1)),
+        ("next seed", mask(8, 0)),
+    ] {
+        let a = agreement(&first[..other.len()], &other);
+        assert!((a - 0.5).abs() < 0.01, "{what}: agreement {a}");
+    }
+    assert_eq!(
+        mask(7, 0),
+        first,
+        "the same seed and chunk give the same mask"
+    );
 }
 
 const B: usize = 3;
@@ -266,11 +295,42 @@ fn fused_max_pool_matches_composite() {
     for window in [
         square_window(2, 2, 0, (3, 3)),
         square_window(3, 1, 0, (5, 4)),
+        square_window(3, 2, 0, (3, 2)),
     ] {
         let fused = run_maps(&x, |x| <Cpu as Kernels>::max_pool(x, window));
         let reference = run_maps(&x, |x| composite::max_pool(x, window));
         assert_close(&format!("{window:?} values"), &fused.0, &reference.0, TOL);
         assert_close(&format!("{window:?} grad"), &fused.1, &reference.1, TOL);
+    }
+}
+
+#[test]
+fn fused_max_pool_gives_a_tied_window_gradient_to_its_first_maximum_as_pytorch() {
+    // After a ReLU most windows are ties of zeros. dfdx's max (the composite) gives each
+    // tied element the whole gradient; PyTorch gives it to the first, in row-major order.
+    let (h, w) = (6, 6);
+    let values: Vec<f32> = (0..h * w)
+        .map(|i| [0.0, 0.0, 1.0, 0.0, 1.0][i % 5])
+        .collect();
+    let x = Cpu::default().tensor_from_vec(values.clone(), (1usize, 1usize, h, w));
+    for window in [
+        square_window(2, 2, 0, (3, 3)),
+        square_window(3, 1, 0, (4, 4)),
+    ] {
+        let (_, grad) = run_maps(&x, |x| <Cpu as Kernels>::max_pool(x, window));
+        let r: Tensor<(usize, usize, usize, usize), f32, Cpu> =
+            Cpu::seed_from_u64(11).sample_normal_like(&(1, 1, window.out.0, window.out.1));
+        let mut expected = vec![0.0f32; h * w];
+        for (o, &g) in r.as_vec().iter().enumerate() {
+            let (oy, ox) = (o / window.out.1, o % window.out.1);
+            let taps = (0..window.k * window.k).map(|t| {
+                (oy * window.stride + t / window.k) * w + ox * window.stride + t % window.k
+            });
+            // The first index holding the window's maximum.
+            let first = taps.reduce(|a, b| if values[b] > values[a] { b } else { a });
+            expected[first.unwrap()] += g;
+        }
+        assert_close(&format!("{window:?} grad"), &grad, &expected, TOL);
     }
 }
 
@@ -303,7 +363,7 @@ fn fused_linear_matches_composite_values_and_gradients() {
 }
 
 #[test]
-fn fused_conv2d_matches_composite_with_padding_and_stride() {
+fn fused_conv2d_matches_composite_with_padding_stride_and_relu() {
     let dev = Cpu::seed_from_u64(7);
     // 3 images of 2 channels, 7x6; 5 output channels.
     let x = dev.sample_normal_like(&(3usize, 2usize, 7usize, 6usize));
@@ -320,14 +380,16 @@ fn fused_conv2d_matches_composite_with_padding_and_stride() {
         let pixels = window.out.0 * window.out.1;
         let r: Tensor<(usize, Const<5>, usize), f32, _> =
             dev.sample_normal_like(&(3, Const::<5>, pixels));
-        assert_fused_matches_composite(|fused| {
-            let (xt, wt) = (x.leaky_trace(), w.retaped::<OwnedTape<f32, Cpu>>());
-            let y = if fused {
-                <Cpu as Kernels>::conv2d(xt, wt, &b, window)
-            } else {
-                composite::conv2d(xt, wt, &b, window)
-            };
-            values_and_grads(y, &r, &x, &w, &b)
-        });
+        for epilogue in [Epilogue::Identity, Epilogue::Relu] {
+            assert_fused_matches_composite(|fused| {
+                let (xt, wt) = (x.leaky_trace(), w.retaped::<OwnedTape<f32, Cpu>>());
+                let y = if fused {
+                    <Cpu as Kernels>::conv2d(xt, wt, &b, window, epilogue)
+                } else {
+                    composite::conv2d(xt, wt, &b, window, epilogue)
+                };
+                values_and_grads(y, &r, &x, &w, &b)
+            });
+        }
     }
 }
