@@ -23,6 +23,15 @@ use super::attention::AttentionMaps;
 use super::Mode;
 use dfdx::prelude::*;
 
+/// A tensor's elements, in order, in one copy of its storage (dfdx's `as_vec` walks them
+/// one index at a time). The tensor must be contiguous, as every fused op's input and every
+/// parameter and gradient is.
+pub fn read<S: Shape, D: Device<f32>, T>(t: &Tensor<S, f32, D, T>) -> Vec<f32> {
+    let mut data = vec![0.0; t.shape().num_elements()];
+    t.copy_into(&mut data);
+    data
+}
+
 /// Where q, k and v of token `s`, head `h`, feature `d` of image `b` live in a `qkv`
 /// buffer: at `which * which_stride + b * batch_stride + h * head_stride + s * token_stride + d`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,6 +3,7 @@
 //! dfdx's optimisers keep their moments private, so a resumed run could not continue
 //! where it stopped; this one keeps them as named host vectors that go into the
 //! checkpoint next to the weights.
+use crate::nn::kernels::read;
 use crate::recipe::{self, OptimizerKind};
 use dfdx::nn::tensor_collection::{
     RecursiveWalker, TensorCollection, TensorOptions, TensorVisitor, ViewTensorMut, ViewTensorName,
@@ -80,8 +81,8 @@ impl<D: Device<f32>> TensorVisitor<f32, D> for Stepper<'_, D> {
         if !opts.do_gradient_update {
             return Ok(None);
         }
-        let grad = host(&self.grads.get(t));
-        let mut param = host(t);
+        let grad = read(&self.grads.get(t));
+        let mut param = read(t);
         if self.opt.moments.len() == self.index {
             self.opt.moments.push(Moments {
                 name,
@@ -102,14 +103,6 @@ impl<D: Device<f32>> TensorVisitor<f32, D> for Stepper<'_, D> {
         self.index += 1;
         Ok(None)
     }
-}
-
-/// A tensor's elements as one copy (`as_vec` walks them one index at a time: it was a
-/// tenth of the CNN's optimiser step).
-fn host<S: Shape, D: Device<f32>>(t: &Tensor<S, f32, D>) -> Vec<f32> {
-    let mut data = vec![0.0; t.shape().num_elements()];
-    t.copy_into(&mut data);
-    data
 }
 
 /// Elements per rayon task of an update: each is a few flops, so only large tensors split.

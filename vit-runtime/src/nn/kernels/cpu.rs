@@ -8,7 +8,7 @@
 //! (outputs of matmuls, additions or other ops, not permuted views); every caller in
 //! `nn` passes such tensors.
 use super::{cpu_attention, cpu_conv, cpu_linear};
-use super::{Epilogue, Kernels, Maps, QkvLayout, Window};
+use super::{read, Epilogue, Kernels, Maps, QkvLayout, Window};
 use crate::nn::attention::AttentionMaps;
 use crate::nn::Mode;
 use dfdx::prelude::*;
@@ -17,13 +17,6 @@ use rayon::prelude::*;
 /// Rows handed to one rayon task: small enough to split a batch over 2+ cores, large
 /// enough that scheduling costs nothing.
 const CHUNK: usize = 16 * 1024;
-
-/// A tensor's elements, in order.
-pub(super) fn read<S: Shape, T>(t: &Tensor<S, f32, Cpu, T>) -> Vec<f32> {
-    let mut data = vec![0.0; t.shape().num_elements()];
-    t.copy_into(&mut data);
-    data
-}
 
 use super::cpu_math::{add_to, dot, erf, exp, sum, sum_map};
 

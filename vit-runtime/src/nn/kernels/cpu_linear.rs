@@ -5,9 +5,9 @@
 //! backward reduces that broadcast the same way. Here the output starts as the bias rows
 //! and the product accumulates onto it; backward accumulates straight into the gradient
 //! buffers and sums the bias gradient on every thread.
-use super::cpu::read;
 use super::cpu_gemm::{product, Matrix, Write};
 use super::cpu_math::add_to;
+use super::read;
 use dfdx::prelude::*;
 use rayon::prelude::*;
 
