@@ -16,8 +16,10 @@ pub fn emit(model: &Model, cnn: &Cnn, ty: &Ident) -> TokenStream {
     let mut fields = Vec::new();
     let mut steps = Vec::new();
     // A `conv` then `relu` is one op: the convolution writes its output once, rectified.
-    let is_conv = |i: usize| matches!(cnn.layers[i], CnnLayer::Conv { .. });
-    let relu_follows = |i: usize| matches!(cnn.layers.get(i + 1), Some(CnnLayer::Relu));
+    let conv_then_relu = |i: usize| {
+        matches!(cnn.layers[i], CnnLayer::Conv { .. })
+            && matches!(cnn.layers.get(i + 1), Some(CnnLayer::Relu))
+    };
     for (i, layer) in cnn.layers.iter().enumerate() {
         let field = format_ident!("layers_{}", i);
         let key = format!("layers.{i}");
@@ -36,7 +38,7 @@ pub fn emit(model: &Model, cnn: &Cnn, ty: &Ident) -> TokenStream {
                     &key,
                     quote!(#nn::Conv2d<#in_c, #out_c, #kernel, #stride, #padding, #hi, #wi, #ho, #wo, E, D>),
                 ));
-                if relu_follows(i) {
+                if conv_then_relu(i) {
                     quote!(let x = self.#field.forward_then(x, #nn::Epilogue::Relu);)
                 } else {
                     quote!(let x = self.#field.forward(x);)
@@ -69,7 +71,7 @@ pub fn emit(model: &Model, cnn: &Cnn, ty: &Ident) -> TokenStream {
                 quote!(let x = #nn::cnn::pool2d::<B, #c, #kernel, #stride, #hi, #wi, #ho, #wo, D, T>(x, #nn::Pool::Avg);)
             }
             // Already applied by the convolution before it.
-            CnnLayer::Relu if i > 0 && is_conv(i - 1) => quote!(),
+            CnnLayer::Relu if i > 0 && conv_then_relu(i - 1) => quote!(),
             CnnLayer::Relu => quote!(let x = #nn::relu(x);),
             CnnLayer::Gelu => quote!(let x = #nn::gelu(x);),
             CnnLayer::Dropout(p) => {
