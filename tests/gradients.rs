@@ -2,7 +2,8 @@
 //!
 //! For every trainable tensor of lightvit, deit (both heads in the loss) and cnn, a few
 //! entries are nudged by `±EPS` and the central difference of the loss is compared with
-//! the gradient from `backward()`. dfdx 0.13 had two gradient bugs that this catches
+//! the gradient from `backward()`; vit is checked in training mode, through its dropout
+//! and attention-dropout masks. dfdx 0.13 had two gradient bugs that this catches
 //! (slice backward assigning instead of adding, `accurate_gelu`'s derivative off by
 //! `sqrt 2`): with them, errors reach 100%; with the workarounds, a few % of f32 noise.
 mod common;
@@ -16,7 +17,7 @@ use vit_runtime::dfdx::nn::tensor_collection::{
 };
 use vit_runtime::dfdx::prelude::*;
 use vit_runtime::model::{Heads, ImageClassifier};
-use vit_runtime::models::{Cnn, Deit, Lightvit};
+use vit_runtime::models::{Cnn, Deit, Lightvit, Vit};
 use vit_runtime::nn::Mode;
 use vit_runtime::train::loss::cross_entropy;
 
@@ -83,9 +84,25 @@ impl Problem {
         }
     }
 
-    fn value<M: ImageClassifier<1, 28, 28, CLASSES, Cpu>>(&self, model: &M) -> f32 {
-        self.loss(model.heads(self.x.clone(), Mode::Eval)).array()
+    /// The loss in `mode`. In training mode the dropout and drop-path masks come from the
+    /// device's generator, so every evaluation runs on a device seeded alike: the masks are
+    /// then fixed and the loss is a smooth function of the parameters.
+    fn value<M: ImageClassifier<1, 28, 28, CLASSES, Cpu>>(&self, model: &M, mode: Mode) -> f32 {
+        let (model, x) = on_mask_device(model, &self.x);
+        self.loss(model.heads(x, mode)).array()
     }
+}
+
+/// Seed of the device every forward pass runs on (see [`Problem::value`]).
+const MASK_SEED: u64 = 11;
+
+/// `model` and `x` moved to a freshly seeded device.
+fn on_mask_device<M: ImageClassifier<1, 28, 28, CLASSES, Cpu>>(
+    model: &M,
+    x: &Images,
+) -> (M, Images) {
+    let dev = Cpu::seed_from_u64(MASK_SEED);
+    (model.to_device(&dev), x.to_device(&dev))
 }
 
 /// Sets entry `index` of the tensor `name` to `value`.
@@ -141,11 +158,12 @@ fn central_difference<M: ImageClassifier<1, 28, 28, CLASSES, Cpu>>(
     problem: &Problem,
     (name, index, original): (&str, usize, f32),
     step: f32,
+    mode: Mode,
 ) -> f32 {
     set_entry(model, name, index, original + step);
-    let up = problem.value(model);
+    let up = problem.value(model, mode);
     set_entry(model, name, index, original - step);
-    let down = problem.value(model);
+    let down = problem.value(model, mode);
     set_entry(model, name, index, original);
     // The actual step, after rounding `original ± step` to f32.
     let actual = (original + step) - (original - step);
@@ -163,17 +181,18 @@ struct Outcome {
     worst_relative: f32,
 }
 
-fn check<M>(smoothness: Smoothness) -> Outcome
+fn check<M>(smoothness: Smoothness, mode: Mode) -> Outcome
 where
     M: ImageClassifier<1, 28, 28, CLASSES, Cpu> + BuildModule<Cpu, f32>,
 {
     let dev = Cpu::seed_from_u64(1);
     let mut model = M::build(&dev);
     let problem = Problem::new(&dev);
+    let (masked, x) = on_mask_device(&model, &problem.x);
     let mut grads = problem
-        .loss(model.heads(problem.x.clone().traced(model.alloc_grads()), Mode::Eval))
+        .loss(masked.heads(x.traced(masked.alloc_grads()), mode))
         .backward();
-    let trainable = params_with_gradients(&model, &mut grads);
+    let trainable = params_with_gradients(&masked, &mut grads);
     assert!(
         !trainable.is_empty(),
         "`{}` has no trainable tensors",
@@ -204,9 +223,9 @@ where
         );
         for index in indices {
             let entry = (name.as_str(), index, values[index]);
-            let numeric = central_difference(&mut model, &problem, entry, EPS);
+            let numeric = central_difference(&mut model, &problem, entry, EPS, mode);
             if smoothness == Smoothness::Kinked {
-                let half = central_difference(&mut model, &problem, entry, EPS / 2.0);
+                let half = central_difference(&mut model, &problem, entry, EPS / 2.0, mode);
                 if (numeric - half).abs() > ABS_TOL + KINK_TOL * numeric.abs().max(half.abs()) {
                     outcome.skipped += 1;
                     continue;
@@ -231,11 +250,11 @@ where
     outcome
 }
 
-fn assert_gradients_match<M>(smoothness: Smoothness)
+fn assert_gradients_match<M>(smoothness: Smoothness, mode: Mode)
 where
     M: ImageClassifier<1, 28, 28, CLASSES, Cpu> + BuildModule<Cpu, f32>,
 {
-    let outcome = check::<M>(smoothness);
+    let outcome = check::<M>(smoothness, mode);
     println!(
         "{}: {} entries checked, {} skipped at kinks, worst relative error {:.1}%",
         M::NAME,
@@ -262,15 +281,31 @@ where
 
 #[test]
 fn lightvit_gradients_match_finite_differences() {
-    assert_gradients_match::<Lightvit<f32, Cpu>>(Smoothness::Smooth);
+    assert_gradients_match::<Lightvit<f32, Cpu>>(Smoothness::Smooth, Mode::Eval);
 }
 
 #[test]
 fn deit_gradients_of_both_heads_match_finite_differences() {
-    assert_gradients_match::<Deit<f32, Cpu>>(Smoothness::Smooth);
+    assert_gradients_match::<Deit<f32, Cpu>>(Smoothness::Smooth, Mode::Eval);
 }
 
 #[test]
 fn cnn_gradients_match_finite_differences_away_from_relu_and_pooling_kinks() {
-    assert_gradients_match::<Cnn<f32, Cpu>>(Smoothness::Kinked);
+    assert_gradients_match::<Cnn<f32, Cpu>>(Smoothness::Kinked, Mode::Eval);
+}
+
+#[test]
+fn vit_gradients_with_dropout_active_match_finite_differences() {
+    // The check means something only if the masks change the loss.
+    let dev = Cpu::seed_from_u64(1);
+    let (model, problem) = (Vit::<f32, Cpu>::build(&dev), Problem::new(&dev));
+    let (train, eval) = (
+        problem.value(&model, Mode::Train),
+        problem.value(&model, Mode::Eval),
+    );
+    assert!(
+        (train - eval).abs() > 1e-4,
+        "dropout inactive: training loss {train}, evaluation loss {eval}"
+    );
+    assert_gradients_match::<Vit<f32, Cpu>>(Smoothness::Smooth, Mode::Train);
 }
