@@ -10,7 +10,13 @@ pixels, as torchvision's RandomCrop -> RandomHorizontalFlip -> ToTensor -> Norma
 normalisation; a fresh shuffle every epoch; the test-set accuracy after every epoch.
 The random draws are PyTorch's own (`torch.manual_seed(seed)`), not vit-rs's.
 
+With `--init FILE` (a safetensors file, e.g. a vit-rs checkpoint: its `optimizer.*`
+entries are skipped) and `--order FILE` (what `cargo run --release --example batch_order`
+writes) PyTorch starts from those weights and visits the images in that order, so that
+only the dropout and augmentation draws differ from a vit-rs run.
+
 Usage: python3 bench/pytorch/train.py vit [--epochs 4] [--seed 0] [--threads 2]
+           [--init FILE] [--order FILE]
 """
 
 import argparse
@@ -94,6 +100,8 @@ def main():
     ap.add_argument("--epochs", type=int)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--init", type=Path, help="initial weights (safetensors)")
+    ap.add_argument("--order", type=Path, help="batch order (little-endian u32 per image)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -102,6 +110,11 @@ def main():
     epochs = args.epochs or recipe["epochs"]
     norm = recipe.get("normalize") or {"mean": 0.0, "std": 1.0}
     model = models.build(args.spec)
+    if args.init:
+        from safetensors.torch import load_file
+        weights = {k: v for k, v in load_file(str(args.init)).items()
+                   if not k.startswith("optimizer.")}
+        model.load_state_dict(weights)
     opt_spec = recipe["optimizer"]
     kind = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[opt_spec["kind"]]
     opt = kind(model.parameters(), lr=opt_spec["lr"],
@@ -113,10 +126,16 @@ def main():
     batch = recipe["batch_size"]
     steps_per_epoch = math.ceil(len(x_train) / batch)
     total, step = epochs * steps_per_epoch, 0
+    if args.order:
+        order = np.fromfile(args.order, dtype="<u4").astype(np.int64)
+        if len(order) < epochs * len(x_train):
+            raise SystemExit(f"{args.order} holds fewer than {epochs} epochs of order")
+        order = torch.from_numpy(order[:epochs * len(x_train)].reshape(epochs, -1))
     for epoch in range(1, epochs + 1):
         model.train()
         start, loss_sum = time.perf_counter(), 0.0
-        for idx in torch.randperm(len(x_train)).split(batch):
+        perm = order[epoch - 1] if args.order else torch.randperm(len(x_train))
+        for idx in perm.split(batch):
             for group in opt.param_groups:
                 group["lr"] = lr_at(recipe, step, steps_per_epoch, total)
             x = (augment(x_train[idx], recipe) - norm["mean"]) / norm["std"]
