@@ -11,12 +11,17 @@
 //!
 //! Built from dfdx ops (see `composite`), both cut `K*K` strided slices out of a padded copy
 //! and stack them: about twenty passes over the feature maps and as many allocations.
+//! Backward runs the images in fixed groups, one rayon task each.
 use super::cpu_gemm::{product, Matrix, Write};
 use super::cpu_math::{self, add_to};
 use super::read;
 use super::{Epilogue, Maps, Window};
 use dfdx::prelude::*;
 use rayon::prelude::*;
+
+/// Images per rayon task in the backward pass: a fixed grouping, so that the weight
+/// gradient sums the same way for any number of threads.
+const IMAGES_PER_TASK: usize = 4;
 
 /// The geometry of one image's im2col: input `(c, h, w)` under `window`.
 #[derive(Clone, Copy)]
@@ -185,72 +190,65 @@ pub(super) fn conv2d<O: Dim, T: Tape<f32, Cpu>>(
             (x.ghost(), weight.ghost(), bias.ghost(), out.ghost());
         tape.add_backward_op(move |grads| {
             let mut gy = std::mem::take(&mut **grads.get_or_alloc_mut(&out_ghost)?);
-            // Per task: the weight and bias gradients of its images, and two column buffers.
-            struct Partial {
-                gw: Vec<f32>,
-                gb: Vec<f32>,
-                cols: Vec<f32>,
-                gcols: Vec<f32>,
-            }
-            let fresh = || Partial {
-                gw: vec![0.0; outputs * rows],
-                gb: vec![0.0; outputs],
-                cols: vec![0.0; rows * pixels],
-                gcols: vec![0.0; rows * pixels],
-            };
-            let total = grads
+            // Per group of `IMAGES_PER_TASK` images: their weight and bias gradients,
+            // added up in group order after, so the sums do not depend on the number of
+            // threads. Each task has two column buffers of its own.
+            let scratch = || (vec![0.0f32; rows * pixels], vec![0.0f32; rows * pixels]);
+            let partial: Vec<(Vec<f32>, Vec<f32>)> = grads
                 .get_or_alloc_mut(&x_ghost)?
-                .par_chunks_mut(image_len)
-                .zip(gy.par_chunks_mut(out_len))
-                .zip(input.par_chunks(image_len))
+                .par_chunks_mut(IMAGES_PER_TASK * image_len)
+                .zip(gy.par_chunks_mut(IMAGES_PER_TASK * out_len))
+                .zip(input.par_chunks(IMAGES_PER_TASK * image_len))
                 .enumerate()
-                .fold(fresh, |mut p, (i, ((gx, gy), image))| {
-                    // Masked in place: after this op nothing reads the output's gradient.
-                    if epilogue == Epilogue::Relu {
-                        let positive = &positive[i * out_len..][..out_len];
-                        for (g, &pass) in gy.iter_mut().zip(positive) {
-                            *g = if pass { *g } else { 0.0 };
+                .map_init(scratch, |(cols, gcols), (group, ((gx, gy), images))| {
+                    let (mut gw, mut gb) = (vec![0.0f32; outputs * rows], vec![0.0f32; outputs]);
+                    let group_images = gx
+                        .chunks_mut(image_len)
+                        .zip(gy.chunks_mut(out_len))
+                        .zip(images.chunks(image_len));
+                    for (j, ((gx, gy), image)) in group_images.enumerate() {
+                        // Masked in place: after this op nothing reads the output's gradient.
+                        if epilogue == Epilogue::Relu {
+                            let i = group * IMAGES_PER_TASK + j;
+                            let positive = &positive[i * out_len..][..out_len];
+                            for (g, &pass) in gy.iter_mut().zip(positive) {
+                                *g = if pass { *g } else { 0.0 };
+                            }
                         }
+                        let gy = &*gy;
+                        geometry.im2col(image, cols);
+                        // dW += gy · colsᵀ, db += row sums of gy.
+                        product(
+                            &mut gw,
+                            rows,
+                            (outputs, rows, pixels),
+                            Matrix::rows(gy, pixels),
+                            Matrix::transposed(cols, pixels),
+                            Write::Accumulate(1.0),
+                            false,
+                        );
+                        for (g, row) in gb.iter_mut().zip(gy.chunks(pixels)) {
+                            *g += cpu_math::sum(row);
+                        }
+                        // d cols = Wᵀ · gy, folded back onto the image.
+                        product(
+                            gcols,
+                            pixels,
+                            (rows, pixels, outputs),
+                            Matrix::transposed(&wt, rows),
+                            Matrix::rows(gy, pixels),
+                            Write::Overwrite(1.0),
+                            false,
+                        );
+                        geometry.col2im_add(gcols, gx);
                     }
-                    let gy = &*gy;
-                    geometry.im2col(image, &mut p.cols);
-                    // dW += gy · colsᵀ, db += row sums of gy.
-                    product(
-                        &mut p.gw,
-                        rows,
-                        (outputs, rows, pixels),
-                        Matrix::rows(gy, pixels),
-                        Matrix::transposed(&p.cols, pixels),
-                        Write::Accumulate(1.0),
-                        false,
-                    );
-                    for (g, row) in p.gb.iter_mut().zip(gy.chunks(pixels)) {
-                        *g += cpu_math::sum(row);
-                    }
-                    // d cols = Wᵀ · gy, folded back onto the image.
-                    product(
-                        &mut p.gcols,
-                        pixels,
-                        (rows, pixels, outputs),
-                        Matrix::transposed(&wt, rows),
-                        Matrix::rows(gy, pixels),
-                        Write::Overwrite(1.0),
-                        false,
-                    );
-                    geometry.col2im_add(&p.gcols, gx);
-                    p
+                    (gw, gb)
                 })
-                .map(|p| (p.gw, p.gb))
-                .reduce(
-                    || (vec![0.0; outputs * rows], vec![0.0; outputs]),
-                    |(mut gw, mut gb), (gw2, gb2)| {
-                        add_to(&mut gw, &gw2);
-                        add_to(&mut gb, &gb2);
-                        (gw, gb)
-                    },
-                );
-            add_to(grads.get_or_alloc_mut(&w_ghost)?, &total.0);
-            add_to(grads.get_or_alloc_mut(&b_ghost)?, &total.1);
+                .collect();
+            let gw = grads.get_or_alloc_mut(&w_ghost)?;
+            partial.iter().for_each(|(part, _)| add_to(gw, part));
+            let gb = grads.get_or_alloc_mut(&b_ghost)?;
+            partial.iter().for_each(|(_, part)| add_to(gb, part));
             **grads.get_or_alloc_mut(&out_ghost)? = gy;
             Ok(())
         });

@@ -4,7 +4,8 @@
 //! the bias in a second, single-threaded pass over a broadcast (strided) view, and
 //! backward reduces that broadcast the same way. Here the output starts as the bias rows
 //! and the product accumulates onto it; backward accumulates straight into the gradient
-//! buffers and sums the bias gradient on every thread.
+//! buffers and sums the bias gradient on every thread, in an order that does not depend on
+//! the number of threads.
 use super::cpu_gemm::{product, Matrix, Write};
 use super::cpu_math::add_to;
 use super::read;
@@ -71,21 +72,18 @@ pub(super) fn linear<R: Dim, I: Dim, O: Dim, T: Tape<f32, Cpu>>(
                 Write::Accumulate(1.0),
                 true,
             );
-            let column_sums = gy
+            // Per fixed chunk of rows, then added in chunk order: the same sum for any
+            // number of threads (a rayon `reduce` associates as its splits fall).
+            let column_sums: Vec<Vec<f32>> = gy
                 .par_chunks(ROWS_PER_TASK * outputs)
                 .map(|chunk| {
                     let mut sums = vec![0.0f32; outputs];
                     chunk.chunks(outputs).for_each(|row| add_to(&mut sums, row));
                     sums
                 })
-                .reduce(
-                    || vec![0.0f32; outputs],
-                    |mut a, b| {
-                        add_to(&mut a, &b);
-                        a
-                    },
-                );
-            add_to(grads.get_or_alloc_mut(&b_ghost)?, &column_sums);
+                .collect();
+            let gb = grads.get_or_alloc_mut(&b_ghost)?;
+            column_sums.iter().for_each(|sums| add_to(gb, sums));
             **grads.get_or_alloc_mut(&out_ghost)? = gy;
             Ok(())
         });

@@ -1,0 +1,82 @@
+//! A training step gives the same loss and gradients, to the bit, on any number of threads,
+//! so a seed's run is the same on a 2-core laptop and a 64-core server.
+//!
+//! Every sum that is split over threads is split at fixed points and added up in a fixed
+//! order; a rayon `reduce` or `fold` would associate its partial sums wherever its splits
+//! happened to fall. The models are run on thread pools of 1, 2 and 3 threads, in training
+//! mode (dropout on), with a batch large enough to be split: vit covers the linear layers,
+//! LayerNorm, attention and dropout; cnn the convolutions and pooling.
+mod common;
+
+use common::params_with_gradients;
+use vit_runtime::dfdx::prelude::*;
+use vit_runtime::model::ImageClassifier;
+use vit_runtime::models::{Cnn, Vit};
+use vit_runtime::nn::Mode;
+use vit_runtime::train::loss::cross_entropy;
+
+const CLASSES: usize = 10;
+/// 64 ViT images are 3,200 token rows: many tasks per product and reduction.
+const BATCH: usize = 64;
+
+/// The loss and every gradient of one training step, as bit patterns, on `threads` threads.
+fn step_bits<M>(threads: usize) -> Vec<(String, Vec<u32>)>
+where
+    M: ImageClassifier<1, 28, 28, CLASSES, Cpu> + BuildModule<Cpu, f32>,
+{
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("thread pool");
+    pool.install(|| {
+        let dev = Cpu::seed_from_u64(5);
+        let model = M::build(&dev);
+        let x: Tensor<(usize, Const<1>, Const<28>, Const<28>), f32, Cpu> =
+            dev.sample_normal_like(&(BATCH, Const, Const, Const));
+        let labels =
+            (0..BATCH).flat_map(|b| (0..CLASSES).map(move |k| f32::from(k == b % CLASSES)));
+        let y = dev.tensor_from_vec(labels.collect(), (BATCH, Const::<CLASSES>));
+        let heads = model.heads(x.traced(model.alloc_grads()), Mode::Train);
+        let loss = cross_entropy(heads.class, y);
+        let loss_bits = loss.array().to_bits();
+        let mut grads = loss.backward();
+        let mut bits = vec![("loss".to_string(), vec![loss_bits])];
+        for param in params_with_gradients(&model, &mut grads) {
+            let gradient = param.gradient.expect("a trainable tensor has a gradient");
+            bits.push((param.name, gradient.iter().map(|g| g.to_bits()).collect()));
+        }
+        bits
+    })
+}
+
+fn assert_same_on_any_number_of_threads<M>()
+where
+    M: ImageClassifier<1, 28, 28, CLASSES, Cpu> + BuildModule<Cpu, f32>,
+{
+    let one = step_bits::<M>(1);
+    for threads in [2, 3] {
+        let many = step_bits::<M>(threads);
+        assert_eq!(one.len(), many.len());
+        let differing: Vec<&str> = one
+            .iter()
+            .zip(&many)
+            .filter(|(a, b)| a != b)
+            .map(|(a, _)| a.0.as_str())
+            .collect();
+        assert!(
+            differing.is_empty(),
+            "`{}`: 1 and {threads} threads differ in {differing:?}",
+            M::NAME
+        );
+    }
+}
+
+#[test]
+fn vit_training_step_is_the_same_on_any_number_of_threads() {
+    assert_same_on_any_number_of_threads::<Vit<f32, Cpu>>();
+}
+
+#[test]
+fn cnn_training_step_is_the_same_on_any_number_of_threads() {
+    assert_same_on_any_number_of_threads::<Cnn<f32, Cpu>>();
+}
