@@ -1,23 +1,24 @@
 //! A training step gives the same loss and gradients, to the bit, on any number of threads,
-//! so a seed's run is the same on a 2-core laptop and a 64-core server.
+//! so a seed's run does not depend on how many cores run it.
 //!
 //! Every sum that is split over threads is split at fixed points and added up in a fixed
 //! order; a rayon `reduce` or `fold` would associate its partial sums wherever its splits
 //! happened to fall. The models are run on thread pools of 1, 2 and 3 threads, in training
 //! mode (dropout on), with a batch large enough to be split: vit covers the linear layers,
-//! LayerNorm, attention and dropout; cnn the convolutions and pooling.
+//! LayerNorm, attention and dropout; lightvit the per-head maps; cnn the convolutions
+//! and pooling.
 mod common;
 
 use common::params_with_gradients;
 use vit_runtime::dfdx::prelude::*;
 use vit_runtime::model::ImageClassifier;
-use vit_runtime::models::{Cnn, Vit};
+use vit_runtime::models::{Cnn, Lightvit, Vit};
 use vit_runtime::nn::Mode;
 use vit_runtime::train::loss::cross_entropy;
 
 const CLASSES: usize = 10;
-/// 64 ViT images are 3,200 token rows: many tasks per product and reduction.
-const BATCH: usize = 64;
+/// A training batch of the specs: 6,400 ViT token rows, many tasks per product and sum.
+const BATCH: usize = 128;
 
 /// The loss and every gradient of one training step, as bit patterns, on `threads` threads.
 fn step_bits<M>(threads: usize) -> Vec<(String, Vec<u32>)>
@@ -79,4 +80,9 @@ fn vit_training_step_is_the_same_on_any_number_of_threads() {
 #[test]
 fn cnn_training_step_is_the_same_on_any_number_of_threads() {
     assert_same_on_any_number_of_threads::<Cnn<f32, Cpu>>();
+}
+
+#[test]
+fn lightvit_training_step_is_the_same_on_any_number_of_threads() {
+    assert_same_on_any_number_of_threads::<Lightvit<f32, Cpu>>();
 }
