@@ -1,5 +1,6 @@
-//! The IDX reader and the file lookup on damaged, hostile or wrong input: every case is a
-//! clear error naming the file and the problem, never a panic, never a huge allocation.
+//! The IDX reader, the image decoder and the file lookup on damaged, hostile or wrong
+//! input: every case is a clear error naming the file and the problem, never a panic,
+//! never a huge allocation.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -11,7 +12,7 @@ use flate2::write::GzEncoder;
 use flate2::Compression;
 use proptest::prelude::*;
 use vit_runtime::data::idx::{self, IdxKind};
-use vit_runtime::data::{DataError, DataSource, Split};
+use vit_runtime::data::{read_image, DataError, DataSource, ImageShape, Split};
 use vit_runtime::recipe::Dataset;
 
 /// Records the largest allocation each thread asks for, so that "does not allocate
@@ -277,7 +278,7 @@ fn checksum_mismatch_names_the_file() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mnist = fake_dataset(dir.path());
     let err = offline(dir.path())
-        .load(Dataset::Mnist)
+        .load(Dataset::Mnist, ImageShape::MNIST, 10)
         .expect_err("not the official files");
     assert!(matches!(err, DataError::Checksum { .. }), "{err:?}");
     let msg = err.to_string();
@@ -292,7 +293,7 @@ fn checksum_mismatch_names_the_file() {
 fn missing_files_error_says_how_to_get_them() {
     let dir = tempfile::tempdir().expect("tempdir");
     let err = offline(dir.path())
-        .load(Dataset::FashionMnist)
+        .load(Dataset::FashionMnist, ImageShape::MNIST, 10)
         .expect_err("empty data dir");
     let msg = err.to_string();
     for needle in [
@@ -323,6 +324,89 @@ fn decode_any(bytes: &[u8], kind: IdxKind) {
     if let Ok(file) = idx::decode(bytes, Path::new("fuzz"), kind) {
         assert_eq!(file.data().len(), file.dims().iter().product::<usize>());
     }
+}
+
+/// A PNG chunk: length, type, data, CRC-32 of type and data.
+fn png_chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
+    let mut crc = flate2::Crc::new();
+    crc.update(kind);
+    crc.update(data);
+    let mut chunk = (data.len() as u32).to_be_bytes().to_vec();
+    chunk.extend_from_slice(kind);
+    chunk.extend_from_slice(data);
+    chunk.extend_from_slice(&crc.sum().to_be_bytes());
+    chunk
+}
+
+/// A PNG of `width x height` 8-bit RGB pixels whose image data is `idat` (zlib).
+fn png_bytes(width: u32, height: u32, idat: &[u8]) -> Vec<u8> {
+    let mut ihdr = width.to_be_bytes().to_vec();
+    ihdr.extend_from_slice(&height.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]); // 8 bits, RGB, deflate, no filter, no interlace
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend(png_chunk(b"IHDR", &ihdr));
+    png.extend(png_chunk(b"IDAT", idat));
+    png.extend(png_chunk(b"IEND", &[]));
+    png
+}
+
+/// A valid 4 x 3 RGB PNG: each row a filter byte (0) and 12 samples.
+fn small_png() -> Vec<u8> {
+    let raw: Vec<u8> = (0..3u8)
+        .flat_map(|y| std::iter::once(0).chain((0..12).map(move |x| y * 12 + x)))
+        .collect();
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), Compression::default());
+    z.write_all(&raw).expect("in-memory write");
+    png_bytes(4, 3, &z.finish().expect("in-memory zlib"))
+}
+
+const RGB_3X4: ImageShape = ImageShape {
+    channels: 3,
+    height: 3,
+    width: 4,
+};
+
+#[test]
+fn hand_made_png_decodes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write(dir.path(), "small.png", &small_png());
+    let bytes = read_image(&path, RGB_3X4, false).expect("valid PNG");
+    // Red of pixel (row 1, column 2) is sample 1 * 12 + 2 * 3.
+    assert_eq!(bytes[4 + 2], 18);
+}
+
+#[test]
+fn png_claiming_a_huge_size_fails_fast_without_allocating() {
+    // 60,000 x 60,000 RGB: 10.8 GB promised by a 70-byte file.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write(dir.path(), "huge.png", &png_bytes(60_000, 60_000, &[]));
+    for resize in [false, true] {
+        let (result, largest, took) = measured(|| read_image(&path, RGB_3X4, resize));
+        let msg = result.expect_err("must not be accepted").to_string();
+        assert!(msg.contains(&path.display().to_string()), "{msg}");
+        assert!(
+            largest < 64 << 20,
+            "resize {resize}: allocated {largest} bytes at once"
+        );
+        assert!(
+            took < Duration::from_secs(1),
+            "resize {resize}: took {took:?}"
+        );
+        if !resize {
+            assert!(msg.contains("60000x60000"), "{msg}");
+        }
+    }
+}
+
+#[test]
+fn file_that_is_no_image_at_all_is_a_decode_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write(dir.path(), "fake.png", b"just some text, not a PNG");
+    let msg = read_image(&path, RGB_3X4, false)
+        .expect_err("not an image")
+        .to_string();
+    assert!(msg.contains(&path.display().to_string()), "{msg}");
+    assert!(msg.contains("cannot decode the image"), "{msg}");
 }
 
 proptest! {
@@ -371,5 +455,40 @@ proptest! {
             bytes.truncate(keep);
         }
         decode_any(&bytes, kind);
+    }
+}
+
+proptest! {
+    // Each case writes a file: fewer cases than the in-memory IDX fuzzing above.
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(300),
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn mutated_pngs_never_panic(
+        flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..8),
+        cut in any::<prop::sample::Index>(),
+        do_cut in any::<bool>(),
+        resize in any::<bool>(),
+    ) {
+        let mut bytes = small_png();
+        for (at, value) in flips {
+            let i = at.index(bytes.len());
+            bytes[i] = value;
+        }
+        if do_cut {
+            let keep = cut.index(bytes.len() + 1);
+            bytes.truncate(keep);
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = write(dir.path(), "fuzz.png", &bytes);
+        // The outcome does not matter, only that it is one (no panic, no abort).
+        if let Ok(image) = read_image(&path, RGB_3X4, resize) {
+            prop_assert_eq!(image.len(), 36);
+        }
     }
 }

@@ -10,7 +10,7 @@ use std::sync::{Arc, OnceLock};
 
 use dfdx::shapes::HasShape;
 use dfdx::tensor::Cpu;
-use vit_runtime::data::{DataSource, Loader, LoaderConfig, Origin, Split, Splits};
+use vit_runtime::data::{DataSource, ImageShape, Loader, LoaderConfig, Origin, Split, Splits};
 use vit_runtime::recipe::{Augment, Dataset, Normalize};
 
 fn source() -> DataSource {
@@ -31,8 +31,9 @@ fn splits(dataset: Dataset) -> &'static Splits {
     let cell = match dataset {
         Dataset::Mnist => &MNIST,
         Dataset::FashionMnist => &FASHION,
+        Dataset::ImageFolder(_) => unreachable!("only the IDX data sets are tested here"),
     };
-    cell.get_or_init(|| match source().load(dataset) {
+    cell.get_or_init(|| match source().load(dataset, ImageShape::MNIST, 10) {
         Ok(splits) => splits,
         Err(e) => panic!(
             "{} data missing or damaged; run `scripts/fetch-data.sh` from the repository root \
@@ -70,6 +71,19 @@ fn fashion_mnist_has_official_counts_and_balanced_classes() {
     assert_eq!(s.test.label_histogram(), [1000; 10]);
 }
 
+#[test]
+fn splits_name_their_classes() {
+    let digits: Vec<String> = (0..10).map(|d| d.to_string()).collect();
+    assert_eq!(splits(Dataset::Mnist).classes, digits);
+    let fashion = &splits(Dataset::FashionMnist).classes;
+    assert_eq!(fashion.len(), 10);
+    assert_eq!(
+        (fashion[0].as_str(), fashion[9].as_str()),
+        ("T-shirt/top", "Ankle boot")
+    );
+    assert_eq!(splits(Dataset::Mnist).train.channels(), 1);
+}
+
 /// Cross-checked with an independent reader: python3's `gzip` + `struct` on the same files
 /// gave first labels 5 and 9 and first-image pixel sums 27525 and 76247 (and whole-train
 /// pixel sums 1567298545 and 3431114169, i.e. means 0.1307 and 0.2860 of 255, the
@@ -96,9 +110,12 @@ fn first_training_images_have_known_pixel_sums() {
 #[test]
 fn report_lists_four_verified_files_with_their_counts() {
     let report = &splits(Dataset::Mnist).report;
-    let counts: Vec<usize> = report.files.iter().map(|f| f.count).collect();
+    let counts: Vec<usize> = report.files().iter().map(|f| f.count).collect();
     assert_eq!(counts, [60_000, 60_000, 10_000, 10_000]);
-    assert!(report.files.iter().all(|f| f.origin != Origin::Downloaded));
+    assert!(report
+        .files()
+        .iter()
+        .all(|f| f.origin != Origin::Downloaded));
     let text = report.to_string();
     assert!(
         text.contains("train-images-idx3-ubyte") && text.contains("SHA-256 OK"),
@@ -116,8 +133,8 @@ fn vit_config(seed: u64) -> LoaderConfig {
             horizontal_flip: true,
         },
         normalize: Normalize {
-            mean: 0.5,
-            std: 0.5,
+            mean: &[0.5],
+            std: &[0.5],
         },
         prefetch: 4,
     }

@@ -313,6 +313,7 @@ fn a_vit_rs_checkpoint_loads_as_plain_weights() {
         epoch: 1,
         step: 10,
         seed: 1,
+        classes: Vec::new(),
     };
     checkpoint::save(&path, &saved, None, &state, "name: lightvit").unwrap();
     let mut model: Lightvit<f32, Cpu> = Lightvit::build(&Cpu::seed_from_u64(2));

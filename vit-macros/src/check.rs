@@ -19,6 +19,21 @@ pub fn check(spec: &Spec) -> Result<Model, Diagnostic> {
     Ok(network.with(train))
 }
 
+/// A spec of a `models!` folder must be named after its file: the registry, the teacher
+/// lookup and the default run directory all find a spec by its file name.
+pub fn name_matches_file(spec: &Spec, name: &str, stem: &str) -> Result<(), Diagnostic> {
+    if name == stem {
+        return Ok(());
+    }
+    Err(Diagnostic::new(
+        format!("the spec in `{stem}.yaml` is named `{name}`: a spec must be named after its file"),
+        spec.locations.value("name"),
+    )
+    .help(format!(
+        "set `name: {stem}`, or rename the file to `{name}.yaml`"
+    )))
+}
+
 /// Validates `teacher`, the spec `student` names in `distillation.teacher`, as its teacher.
 ///
 /// The teacher's network is checked first and its recipe last, so that a teacher for other
@@ -93,8 +108,8 @@ pub fn check_teacher(
         return Err(Diagnostic::new(
             format!(
                 "teacher `{name}` is trained on `{}`, but this model on `{}`",
-                dataset_name(train.dataset),
-                dataset_name(student_model.train.dataset)
+                dataset_name(&train.dataset),
+                dataset_name(&student_model.train.dataset)
             ),
             at,
         )
@@ -423,10 +438,11 @@ fn shape(input: Input) -> String {
     format!("{}x{}x{}", input.channels, input.height, input.width)
 }
 
-fn dataset_name(dataset: ir::Dataset) -> &'static str {
+fn dataset_name(dataset: &ir::Dataset) -> &str {
     match dataset {
         ir::Dataset::Mnist => "mnist",
         ir::Dataset::FashionMnist => "fashion_mnist",
+        ir::Dataset::ImageFolder { root, .. } => root,
     }
 }
 

@@ -176,10 +176,16 @@ pub struct Train {
     pub normalize: Normalize,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Dataset {
     Mnist,
     FashionMnist,
+    /// torchvision's `ImageFolder` layout under `root`; its image size and class count are
+    /// checked when it is loaded.
+    ImageFolder {
+        root: String,
+        resize: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -215,8 +221,9 @@ pub struct Augment {
     pub horizontal_flip: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// Per channel: one value for all channels, or one per channel.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Normalize {
-    pub mean: f64,
-    pub std: f64,
+    pub mean: Vec<f64>,
+    pub std: Vec<f64>,
 }

@@ -1,6 +1,7 @@
 //! `model!("models/vit.yaml")`: compiles a YAML Vision Transformer (or CNN) spec into a
 //! statically shaped dfdx network, so that an impossible spec is a compile error located in
-//! the YAML.
+//! the YAML. `models!("models")` does so for every spec of a folder and adds the registry
+//! that names them (`NAMES`, `visit`).
 //!
 //! Pipeline: read the file -> [`spec::parse`] -> [`check::check`] (and the teacher it names,
 //! [`check::check_teacher`]) -> [`codegen::emit`]. Only this file touches `proc_macro` and the
@@ -25,6 +26,29 @@ use syn::LitStr;
 #[proc_macro]
 pub fn model(input: proc_macro::TokenStream) -> proc_macro::TokenStream {
     let lit = syn::parse_macro_input!(input as LitStr);
+    expand(&lit, &search_roots())
+        .map(|(tokens, _)| tokens)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+/// `models!("models")`: every `*.yaml` of the folder (found like `model!`'s path), each
+/// compiled as by `model!`, and the registry of those that compiled: `NAMES` and `visit`.
+///
+/// Every spec's errors are reported, not only the first spec's. A proc-macro cannot ask
+/// cargo to watch a folder, so the crate's build script should print
+/// `cargo:rerun-if-changed=<folder>`: then adding or removing a spec rebuilds the crate
+/// (editing one does anyway, through the `include_str!` of each spec).
+#[proc_macro]
+pub fn models(input: proc_macro::TokenStream) -> proc_macro::TokenStream {
+    let lit = syn::parse_macro_input!(input as LitStr);
+    expand_folder(&lit, &search_roots())
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+/// The invoking crate's directory and the directory of the invoking file.
+fn search_roots() -> Vec<PathBuf> {
     let mut roots: Vec<PathBuf> = std::env::var_os("CARGO_MANIFEST_DIR")
         .map(PathBuf::from)
         .into_iter()
@@ -38,37 +62,100 @@ pub fn model(input: proc_macro::TokenStream) -> proc_macro::TokenStream {
     {
         roots.push(dir);
     }
-    expand(&lit, &roots)
-        .unwrap_or_else(syn::Error::into_compile_error)
-        .into()
+    roots
 }
 
-/// Everything `model!` does, given the directories to search the spec from.
-fn expand(lit: &LitStr, roots: &[PathBuf]) -> syn::Result<TokenStream> {
+/// Everything `model!` does, given the directories to search the spec from: the tokens
+/// and the checked model.
+fn expand(lit: &LitStr, roots: &[PathBuf]) -> syn::Result<(TokenStream, ir::Model)> {
     let written = lit.value();
     let error = |message: String| syn::Error::new(lit.span(), message);
     let path = find(Path::new(&written), roots).ok_or_else(|| {
         error(format!("spec file `{written}` not found in the crate's directory (CARGO_MANIFEST_DIR) or any directory above it"))
     })?;
-    let file = read(&path, written.clone()).map_err(error)?;
+    expand_file(lit, &path, written, false)
+}
+
+/// Parses, checks and emits the spec at `path` (shown to users as `written`). A spec of a
+/// `models!` folder (`in_folder`) must have its file's name: the registry, the teacher
+/// lookup and `runs/<name>` all find a spec by its file name.
+fn expand_file(
+    lit: &LitStr,
+    path: &Path,
+    written: String,
+    in_folder: bool,
+) -> syn::Result<(TokenStream, ir::Model)> {
+    let error = |message: String| syn::Error::new(lit.span(), message);
+    let file = read(path, written).map_err(error)?;
     let spec = spec::parse(&file.text).map_err(|d| error(d.render(&file)))?;
     let model = check::check(&spec).map_err(|d| error(d.render(&file)))?;
+    if in_folder {
+        let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned());
+        check::name_matches_file(&spec, &model.name, stem.as_deref().unwrap_or(""))
+            .map_err(|d| error(d.render(&file)))?;
+    }
     let teacher = match &model.arch {
         ir::Arch::Vit(ir::Vit {
             distillation: Some(d),
             ..
         }) => Some(
-            load_teacher(&spec, &model, &file, &path, &d.teacher)
+            load_teacher(&spec, &model, &file, path, &d.teacher)
                 .map_err(|d| error(d.render(&file)))?,
         ),
         _ => None,
     };
-    let mut tokens = codegen::emit(&model, teacher.as_ref().map(|(m, _)| m), &path);
+    let mut tokens = codegen::emit(&model, teacher.as_ref().map(|(m, _)| m), path);
     if let Some((_, teacher_path)) = teacher {
         // Like the student's own `include_str!` in `emit`: rebuild when the teacher changes.
         let teacher_path = teacher_path.to_string_lossy();
         tokens.extend(quote! { const _: &str = include_str!(#teacher_path); });
     }
+    Ok((tokens, model))
+}
+
+/// Everything `models!` does: each spec of the folder, then the registry of those that
+/// compiled; the errors of all the others.
+fn expand_folder(lit: &LitStr, roots: &[PathBuf]) -> syn::Result<TokenStream> {
+    let written = lit.value();
+    let error = |message: String| syn::Error::new(lit.span(), message);
+    let dir = roots
+        .iter()
+        .flat_map(|root| root.ancestors())
+        .map(|dir| dir.join(&written))
+        .find(|p| p.is_dir())
+        .ok_or_else(|| {
+            error(format!("spec folder `{written}` not found in the crate's directory (CARGO_MANIFEST_DIR) or any directory above it"))
+        })?;
+    let names = sibling_specs(&dir.join("_"));
+    if names.is_empty() {
+        return Err(error(format!(
+            "spec folder `{written}` holds no `.yaml` file"
+        )));
+    }
+    let mut tokens = TokenStream::new();
+    let mut models = Vec::new();
+    let mut errors: Option<syn::Error> = None;
+    for name in names {
+        let path = dir.join(format!("{name}.yaml"));
+        let shown = Path::new(&written)
+            .join(format!("{name}.yaml"))
+            .to_string_lossy()
+            .into_owned();
+        match expand_file(lit, &path, shown, true) {
+            Ok((model_tokens, model)) => {
+                tokens.extend(model_tokens);
+                models.push(model);
+            }
+            Err(e) => match &mut errors {
+                Some(all) => all.combine(e),
+                None => errors = Some(e),
+            },
+        }
+    }
+    if let Some(errors) = errors {
+        tokens.extend(errors.into_compile_error());
+    }
+    tokens.extend(codegen::registry(&models));
     Ok(tokens)
 }
 
@@ -160,7 +247,7 @@ mod tests {
 
     fn expand_str(path: &str) -> syn::Result<TokenStream> {
         let lit = LitStr::new(path, proc_macro2::Span::call_site());
-        expand(&lit, &[PathBuf::from(env!("CARGO_MANIFEST_DIR"))])
+        expand(&lit, &[PathBuf::from(env!("CARGO_MANIFEST_DIR"))]).map(|(tokens, _)| tokens)
     }
 
     #[test]

@@ -231,22 +231,39 @@ pub struct RandomCrop {
 }
 
 /// `normalize: { mean, std }` on pixels scaled to [0, 1]; `mean: 0`, `std: 1` by default.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+/// Each is one number for every channel or a list of one number per channel.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Normalize {
-    #[serde(default)]
-    pub mean: f64,
-    #[serde(default = "one_f64")]
-    pub std: f64,
+    #[serde(default = "zero_per_channel")]
+    pub mean: PerChannel,
+    #[serde(default = "one_per_channel")]
+    pub std: PerChannel,
 }
 
 impl Default for Normalize {
     fn default() -> Self {
         Normalize {
-            mean: 0.0,
-            std: 1.0,
+            mean: zero_per_channel(),
+            std: one_per_channel(),
         }
     }
+}
+
+/// `0.5` (every channel) or `[0.485, 0.456, 0.406]` (one per channel).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged, expecting = "a number or a list of numbers, one per channel")]
+pub enum PerChannel {
+    All(f64),
+    Each(Vec<f64>),
+}
+
+fn zero_per_channel() -> PerChannel {
+    PerChannel::All(0.0)
+}
+
+fn one_per_channel() -> PerChannel {
+    PerChannel::All(1.0)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -294,11 +311,32 @@ pub enum DistillLoss {
     Soft,
 }
 
+/// `dataset: mnist | fashion_mnist`, or `dataset: { image_folder: ROOT, resize: false }`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "`mnist`, `fashion_mnist` or `{ image_folder: PATH, resize: false }`"
+)]
+pub enum Dataset {
+    Named(NamedDataset),
+    ImageFolder(ImageFolder),
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Dataset {
+pub enum NamedDataset {
     Mnist,
     FashionMnist,
+}
+
+/// torchvision's `ImageFolder` layout: `<image_folder>/train/<class>/*`, `.../test/<class>/*`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageFolder {
+    pub image_folder: String,
+    /// Resize images of another size to the model's input instead of refusing them.
+    #[serde(default)]
+    pub resize: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -324,10 +362,6 @@ fn yes() -> bool {
 
 fn half() -> f64 {
     0.5
-}
-
-fn one_f64() -> f64 {
-    1.0
 }
 
 fn one_usize() -> usize {
@@ -374,8 +408,8 @@ mod tests {
         assert_eq!(
             spec.train.normalize,
             Normalize {
-                mean: 0.0,
-                std: 1.0
+                mean: PerChannel::All(0.0),
+                std: PerChannel::All(1.0)
             }
         );
         assert_eq!(spec.train.augment, Augment::default());

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use vit_runtime::data::bench::{time_load, vit_loader_throughput};
-use vit_runtime::data::DataSource;
+use vit_runtime::data::{DataSource, ImageShape};
 use vit_runtime::recipe::Dataset;
 
 const LOAD_REPEATS: usize = 3;
@@ -35,7 +35,7 @@ fn main() -> ExitCode {
         let mut times = Vec::new();
         let mut train = None;
         for _ in 0..LOAD_REPEATS {
-            match time_load(&source, dataset) {
+            match time_load(&source, dataset, ImageShape::MNIST, 10) {
                 Ok((splits, took)) => {
                     times.push(took);
                     train = Some(splits.train);

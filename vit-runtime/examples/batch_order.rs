@@ -6,7 +6,7 @@
 //! Usage: cargo run --release --example batch_order -- <mnist|fashion_mnist> <seed> <epochs> <out>
 use anyhow::{bail, Context};
 use std::sync::Arc;
-use vit_runtime::data::{self, Loader, LoaderConfig};
+use vit_runtime::data::{self, ImageShape, Loader, LoaderConfig};
 use vit_runtime::recipe::{Augment, Dataset, Normalize};
 
 fn main() -> anyhow::Result<()> {
@@ -25,13 +25,11 @@ fn main() -> anyhow::Result<()> {
         seed,
         shuffle: true,
         augment: Augment::default(),
-        normalize: Normalize {
-            mean: 0.0,
-            std: 1.0,
-        },
+        normalize: Normalize::IDENTITY,
         prefetch: 1,
     };
-    let loader = Loader::new(Arc::new(data::load(dataset, None)?.train), config)?;
+    let train = data::load(dataset, None, ImageShape::MNIST, 10)?.train;
+    let loader = Loader::new(Arc::new(train), config)?;
     let bytes: Vec<u8> = (0..epochs)
         .flat_map(|epoch| loader.order(epoch))
         .flat_map(u32::to_le_bytes)

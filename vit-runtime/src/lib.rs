@@ -22,4 +22,4 @@ pub mod viz;
 pub use dfdx;
 pub use num_traits;
 pub use rand_distr;
-pub use vit_macros::model;
+pub use vit_macros::{model, models};

@@ -3,11 +3,26 @@ use crate::nn::Mode;
 use crate::recipe::Recipe;
 use dfdx::prelude::*;
 
+/// The two families of specs: a `vit:` section or a `cnn:` one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Vit,
+    Cnn,
+}
+
+impl Kind {
+    pub const fn name(self) -> &'static str {
+        match self {
+            Kind::Vit => "vit",
+            Kind::Cnn => "cnn",
+        }
+    }
+}
+
 /// Facts about a compiled spec, computed by vit-macros from the YAML.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Summary {
-    /// `"vit"` or `"cnn"`.
-    pub kind: &'static str,
+    pub kind: Kind,
     /// Trainable parameters (fixed sinusoidal tables excluded), as PyTorch counts them.
     pub params: usize,
     /// Sequence length including class/distillation tokens (0 for CNNs).
@@ -78,6 +93,10 @@ pub trait ImageClassifier<
     D: crate::nn::Kernels,
 >: TensorCollection<f32, D, To<f32, D> = Self> + ModelSpec + Clone
 {
+    /// The spec's `distillation.teacher` (a model of the same images and classes); `Self`
+    /// for a model that does not distil.
+    type Teacher: ImageClassifier<C, H, W, K, D>;
+
     /// All heads, with dropout/drop path active when `mode` is `Train`.
     fn heads<B: Dim, T: Tape<f32, D>>(
         &self,
@@ -133,14 +152,15 @@ pub trait ImageClassifier<
     ) -> Option<AttentionRecord>;
 }
 
-/// A model that distils from a teacher of the same input and class count.
-pub trait Distilled<
-    const C: usize,
-    const H: usize,
-    const W: usize,
-    const K: usize,
-    D: crate::nn::Kernels,
->: ImageClassifier<C, H, W, K, D>
-{
-    type Teacher: ImageClassifier<C, H, W, K, D>;
+/// Something to do with a compiled model, whichever it is: the registry's `visit` (from
+/// `models!`) calls [`Visitor::visit`] with the model named on the command line, its image
+/// size and its class count, so that commands are written once, generically.
+pub trait Visitor<D: crate::nn::Kernels> {
+    type Output;
+
+    fn visit<M, const C: usize, const H: usize, const W: usize, const K: usize>(
+        self,
+    ) -> Self::Output
+    where
+        M: ImageClassifier<C, H, W, K, D>;
 }

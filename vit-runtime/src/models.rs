@@ -1,9 +1,7 @@
 //! The models of `models/*.yaml`, compiled by `vit-macros`.
 //!
-//! Each `model!` call reads its spec at build time, checks every shape, and emits a
-//! statically shaped type named after the spec (`lightvit` -> `Lightvit`).
+//! Every spec of the folder becomes a statically shaped type named after it (`lightvit` ->
+//! `Lightvit`); [`NAMES`] lists them and [`visit`] dispatches a name to its type. The build
+//! script makes cargo rebuild this module when a spec is added or removed.
 
-crate::model!("models/lightvit.yaml");
-crate::model!("models/vit.yaml");
-crate::model!("models/cnn.yaml");
-crate::model!("models/deit.yaml");
+crate::models!("models");

@@ -8,22 +8,37 @@
 pub enum Dataset {
     Mnist,
     FashionMnist,
+    /// Your own images in torchvision's `ImageFolder` layout.
+    ImageFolder(ImageFolder),
+}
+
+/// `<root>/train/<class>/*.png|jpg` and `<root>/test/<class>/*`; the classes are the sorted
+/// folder names of `train/`, as torchvision's `ImageFolder` numbers them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ImageFolder {
+    /// As written in the spec; a relative root is resolved against the data dir.
+    pub root: &'static str,
+    /// Resize every image to the spec's input size (bilinear); without it an image of
+    /// another size is an error.
+    pub resize: bool,
 }
 
 impl Dataset {
-    /// Name as written in specs and on the command line.
+    /// Name as written in specs and on the command line (an image folder: its root).
     pub const fn name(self) -> &'static str {
         match self {
             Dataset::Mnist => "mnist",
             Dataset::FashionMnist => "fashion_mnist",
+            Dataset::ImageFolder(folder) => folder.root,
         }
     }
 
-    /// Human-readable class names, for confusion matrices and plots.
-    pub const fn class_names(self) -> [&'static str; 10] {
+    /// The class names of a data set whose classes are known before it is loaded (MNIST,
+    /// Fashion-MNIST); an image folder's come from its folder names when it is loaded.
+    pub const fn known_class_names(self) -> Option<[&'static str; 10]> {
         match self {
-            Dataset::Mnist => ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"],
-            Dataset::FashionMnist => [
+            Dataset::Mnist => Some(["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]),
+            Dataset::FashionMnist => Some([
                 "T-shirt/top",
                 "Trouser",
                 "Pullover",
@@ -34,7 +49,8 @@ impl Dataset {
                 "Sneaker",
                 "Bag",
                 "Ankle boot",
-            ],
+            ]),
+            Dataset::ImageFolder(_) => None,
         }
     }
 }
@@ -73,11 +89,30 @@ pub struct Augment {
     pub horizontal_flip: bool,
 }
 
-/// `x -> (x / 255 - mean) / std`.
+/// `x -> (x / 255 - mean[c]) / std[c]` for channel `c`.
+///
+/// Each list holds one value for every channel, or a single value for all of them.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Normalize {
-    pub mean: f32,
-    pub std: f32,
+    pub mean: &'static [f32],
+    pub std: &'static [f32],
+}
+
+impl Normalize {
+    /// The same `mean` and `std` for every channel.
+    pub const IDENTITY: Normalize = Normalize {
+        mean: &[0.0],
+        std: &[1.0],
+    };
+
+    /// `(mean, std)` of channel `c`.
+    pub fn channel(&self, c: usize) -> (f32, f32) {
+        let pick = |values: &[f32]| match values {
+            [one] => *one,
+            many => many.get(c).copied().unwrap_or(f32::NAN),
+        };
+        (pick(self.mean), pick(self.std))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -5,28 +5,112 @@ use crate::diagnostic::Diagnostic;
 use crate::ir::{self, Input};
 use crate::spec::{self, OptimizerKind, ScheduleKind, Spec};
 
-/// Image shape and class count of each data set the runtime can load.
-fn geometry(dataset: ir::Dataset) -> (Input, usize) {
+/// Image shape and class count of the data sets whose files are known at build time (an
+/// image folder's are checked when it is loaded).
+fn geometry(dataset: &ir::Dataset) -> Option<(Input, usize)> {
     match dataset {
-        ir::Dataset::Mnist | ir::Dataset::FashionMnist => (
+        ir::Dataset::Mnist | ir::Dataset::FashionMnist => Some((
             Input {
                 channels: 1,
                 height: 28,
                 width: 28,
             },
             10,
-        ),
+        )),
+        ir::Dataset::ImageFolder { .. } => None,
     }
 }
 
 pub(super) fn check(spec: &Spec, input: Input, classes: usize) -> Result<ir::Train, Diagnostic> {
     let train = &spec.train;
-    let at = |path: &str| spec.locations.value(path);
-    let dataset = match train.dataset {
-        spec::Dataset::Mnist => ir::Dataset::Mnist,
-        spec::Dataset::FashionMnist => ir::Dataset::FashionMnist,
+    let dataset = dataset(spec)?;
+    if let Some(geometry) = geometry(&dataset) {
+        fits(spec, &dataset, geometry, input, classes)?;
+    }
+    let epochs = positive(spec, "train.epochs", train.epochs)?;
+    Ok(ir::Train {
+        dataset,
+        epochs,
+        batch_size: positive(spec, "train.batch_size", train.batch_size)?,
+        seed: train.seed,
+        optimizer: optimizer(spec, &train.optimizer)?,
+        schedule: schedule(spec, &train.schedule, epochs, train.optimizer.lr)?,
+        augment: augment(spec, &train.augment, input)?,
+        normalize: ir::Normalize {
+            mean: per_channel(
+                spec,
+                "train.normalize.mean",
+                &train.normalize.mean,
+                input,
+                finite,
+            )?,
+            std: per_channel(
+                spec,
+                "train.normalize.std",
+                &train.normalize.std,
+                input,
+                greater_than_zero,
+            )?,
+        },
+    })
+}
+
+fn dataset(spec: &Spec) -> Result<ir::Dataset, Diagnostic> {
+    Ok(match &spec.train.dataset {
+        spec::Dataset::Named(spec::NamedDataset::Mnist) => ir::Dataset::Mnist,
+        spec::Dataset::Named(spec::NamedDataset::FashionMnist) => ir::Dataset::FashionMnist,
+        spec::Dataset::ImageFolder(folder) => {
+            if folder.image_folder.trim().is_empty() {
+                return Err(Diagnostic::new(
+                    "`train.dataset.image_folder` must name a folder",
+                    spec.locations.value("train.dataset.image_folder"),
+                )
+                .help("the folder holds `train/<class>/*` and `test/<class>/*`"));
+            }
+            ir::Dataset::ImageFolder {
+                root: folder.image_folder.clone(),
+                resize: folder.resize,
+            }
+        }
+    })
+}
+
+/// A number for every channel, or a list with one number per channel, each checked.
+fn per_channel(
+    spec: &Spec,
+    path: &str,
+    values: &spec::PerChannel,
+    input: Input,
+    check: fn(&Spec, &str, f64) -> Result<f64, Diagnostic>,
+) -> Result<Vec<f64>, Diagnostic> {
+    let values = match values {
+        spec::PerChannel::All(v) => vec![*v],
+        spec::PerChannel::Each(list) => list.clone(),
     };
-    let (images, labels) = geometry(dataset);
+    if values.len() != 1 && values.len() != input.channels {
+        return Err(Diagnostic::new(
+            format!(
+                "`{path}` has {} values, but the input has {} channel{}",
+                values.len(),
+                input.channels,
+                if input.channels == 1 { "" } else { "s" }
+            ),
+            spec.locations.value(path),
+        )
+        .help("give one number for every channel, or a list of one per channel"));
+    }
+    values.into_iter().map(|v| check(spec, path, v)).collect()
+}
+
+/// A data set of known geometry must have the model's image size and class count.
+fn fits(
+    spec: &Spec,
+    dataset: &ir::Dataset,
+    (images, labels): (Input, usize),
+    input: Input,
+    classes: usize,
+) -> Result<(), Diagnostic> {
+    let at = |path: &str| spec.locations.value(path);
     let name = dataset_name(dataset);
     if images != input {
         return Err(Diagnostic::new(
@@ -51,20 +135,7 @@ pub(super) fn check(spec: &Spec, input: Input, classes: usize) -> Result<ir::Tra
         .note(format!("`classes` is on line {}", at("classes").line))
         .help(format!("set `classes: {labels}`")));
     }
-    let epochs = positive(spec, "train.epochs", train.epochs)?;
-    Ok(ir::Train {
-        dataset,
-        epochs,
-        batch_size: positive(spec, "train.batch_size", train.batch_size)?,
-        seed: train.seed,
-        optimizer: optimizer(spec, &train.optimizer)?,
-        schedule: schedule(spec, &train.schedule, epochs, train.optimizer.lr)?,
-        augment: augment(spec, &train.augment, input)?,
-        normalize: ir::Normalize {
-            mean: finite(spec, "train.normalize.mean", train.normalize.mean)?,
-            std: greater_than_zero(spec, "train.normalize.std", train.normalize.std)?,
-        },
-    })
+    Ok(())
 }
 
 fn optimizer(spec: &Spec, o: &spec::Optimizer) -> Result<ir::Optimizer, Diagnostic> {

@@ -105,6 +105,8 @@ pub fn emit(model: &Model, cnn: &Cnn, ty: &Ident) -> TokenStream {
             }
 
             impl<D: ::vit_runtime::nn::Kernels> ::vit_runtime::model::ImageClassifier<#c, #h, #w, #k, D> for #ty<f32, D> {
+                type Teacher = Self;
+
                 fn heads<B: Dim, T: Tape<f32, D>>(
                     &self,
                     x: Tensor<(B, Const<#c>, Const<#h>, Const<#w>), f32, D, T>,

@@ -5,8 +5,11 @@
 //! written (and tested) once, in the runtime.
 
 mod cnn;
+mod registry;
 mod summary;
 mod vit;
+
+pub use registry::registry;
 
 use crate::ir::{self, Arch, Model};
 use proc_macro2::{Ident, Span, TokenStream};
@@ -73,9 +76,12 @@ fn spec_impl(model: &Model, ty: &Ident, spec_path: &Path) -> TokenStream {
 
 fn recipe(train: &ir::Train) -> TokenStream {
     let r = quote!(::vit_runtime::recipe);
-    let dataset = match train.dataset {
+    let dataset = match &train.dataset {
         ir::Dataset::Mnist => quote!(#r::Dataset::Mnist),
         ir::Dataset::FashionMnist => quote!(#r::Dataset::FashionMnist),
+        ir::Dataset::ImageFolder { root, resize } => {
+            quote!(#r::Dataset::ImageFolder(#r::ImageFolder { root: #root, resize: #resize }))
+        }
     };
     let (epochs, batch_size, seed) = (train.epochs, train.batch_size, train.seed);
     let o = &train.optimizer;
@@ -99,7 +105,8 @@ fn recipe(train: &ir::Train) -> TokenStream {
         None => quote!(::core::option::Option::None),
     };
     let flip = train.augment.horizontal_flip;
-    let (mean, std) = (train.normalize.mean as f32, train.normalize.std as f32);
+    let as_f32 = |values: &[f64]| values.iter().map(|&v| v as f32).collect::<Vec<f32>>();
+    let (mean, std) = (as_f32(&train.normalize.mean), as_f32(&train.normalize.std));
     quote! {
         #r::Recipe {
             dataset: #dataset,
@@ -109,7 +116,7 @@ fn recipe(train: &ir::Train) -> TokenStream {
             optimizer: #r::Optimizer { kind: #kind, lr: #lr, weight_decay: #wd, betas: (#b1, #b2), eps: #eps },
             schedule: #schedule,
             augment: #r::Augment { random_crop: #crop, horizontal_flip: #flip },
-            normalize: #r::Normalize { mean: #mean, std: #std },
+            normalize: #r::Normalize { mean: &[#(#mean),*], std: &[#(#std),*] },
         }
     }
 }

@@ -35,10 +35,10 @@ pub fn summary(model: &Model) -> TokenStream {
     }
 }
 
-fn kind(model: &Model) -> &'static str {
+fn kind(model: &Model) -> TokenStream {
     match model.arch {
-        Arch::Vit(_) => "vit",
-        Arch::Cnn(_) => "cnn",
+        Arch::Vit(_) => quote!(::vit_runtime::model::Kind::Vit),
+        Arch::Cnn(_) => quote!(::vit_runtime::model::Kind::Cnn),
     }
 }
 

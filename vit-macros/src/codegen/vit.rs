@@ -147,14 +147,13 @@ pub fn emit(model: &Model, vit: &Vit, ty: &Ident, teacher: Option<&Model>) -> To
     } else {
         quote!(None)
     };
-    let distilled_impl = teacher.filter(|_| distilled).map(|t| {
-        let teacher_ty = type_name(&t.name);
-        quote! {
-            impl<D: ::vit_runtime::nn::Kernels> ::vit_runtime::model::Distilled<#c, #h, #w, #k, D> for #ty<f32, D> {
-                type Teacher = #teacher_ty<f32, D>;
-            }
+    let teacher_ty = match teacher.filter(|_| distilled) {
+        Some(t) => {
+            let teacher_ty = type_name(&t.name);
+            quote!(#teacher_ty<f32, D>)
         }
-    });
+        None => quote!(Self),
+    };
     let (grid_h, grid_w) = (vit.grid_h, vit.grid_w);
 
     quote! {
@@ -235,6 +234,8 @@ pub fn emit(model: &Model, vit: &Vit, ty: &Ident, teacher: Option<&Model>) -> To
             }
 
             impl<D: ::vit_runtime::nn::Kernels> ::vit_runtime::model::ImageClassifier<#c, #h, #w, #k, D> for #ty<f32, D> {
+                type Teacher = #teacher_ty;
+
                 fn heads<B: Dim, T: Tape<f32, D>>(
                     &self,
                     x: Tensor<(B, Const<#c>, Const<#h>, Const<#w>), f32, D, T>,
@@ -260,8 +261,6 @@ pub fn emit(model: &Model, vit: &Vit, ty: &Ident, teacher: Option<&Model>) -> To
                     })
                 }
             }
-
-            #distilled_impl
         };
     }
 }

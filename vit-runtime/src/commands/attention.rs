@@ -1,6 +1,6 @@
 //! `attention`: where a trained ViT's class token looks, over a few test images, as a PNG
 //! grid (one column per rollout or raw setting) and a safetensors file of the numbers.
-use super::{C, H, K, W};
+use super::{default_checkpoint, model_names, with_model, DeviceCommand};
 use anyhow::{bail, Context};
 use clap::Args;
 use rand::SeedableRng;
@@ -10,14 +10,15 @@ use vit_runtime::data::Split;
 use vit_runtime::device::{DeviceChoice, SeededDevice};
 use vit_runtime::dfdx::prelude::*;
 use vit_runtime::inspect::{self, export, resample, BlockSpan, Dims, Fusion, RawSpec, View};
-use vit_runtime::model::{AttentionRecord, ImageClassifier};
-use vit_runtime::recipe::Dataset;
+use vit_runtime::model::{AttentionRecord, ImageClassifier, Kind, Visitor};
+use vit_runtime::recipe::Recipe;
 use vit_runtime::train;
 use vit_runtime::viz::{self, AttentionGrid, GridRow};
 
 #[derive(Args, Clone)]
 pub struct AttentionArgs {
-    /// Spec name (see `models`): a ViT (`lightvit`, `vit`, `deit`); CNNs have no attention.
+    /// Spec name (see `models`): a ViT; CNNs have no attention.
+    #[arg(value_parser = model_names())]
     model: String,
     /// Checkpoint to look into (default: `runs/<model>/checkpoint.safetensors`).
     #[arg(long)]
@@ -60,8 +61,9 @@ pub struct AttentionArgs {
     out: Option<PathBuf>,
     /// Where to run: `cpu`, `cuda` (needs a build with `--features cuda`), or `auto`.
     #[arg(long, value_enum, default_value = "auto")]
-    pub device: DeviceChoice,
-    /// Folder holding `mnist/` and `fashion_mnist/` (default: $VIT_DATA_DIR, else `data`).
+    device: DeviceChoice,
+    /// Folder holding `mnist/`, `fashion_mnist/` and relative image-folder roots
+    /// (default: $VIT_DATA_DIR, else `data`).
     #[arg(long)]
     data_dir: Option<PathBuf>,
 }
@@ -76,19 +78,49 @@ fn parse_discard(s: &str) -> Result<f64, String> {
         .map_err(|e| e.to_string())
 }
 
-pub fn attention<D: SeededDevice>(args: &AttentionArgs) -> anyhow::Result<()> {
-    run_model!(&args.model, run, D, args)
+impl DeviceCommand for AttentionArgs {
+    fn device(&self) -> DeviceChoice {
+        self.device
+    }
+
+    fn run<D: SeededDevice>(&self) -> anyhow::Result<()> {
+        with_model::<D, _>(&self.model, Attention(self))?
+    }
 }
 
-fn run<M: ImageClassifier<C, H, W, K, D>, D: SeededDevice>(
+struct Attention<'a>(&'a AttentionArgs);
+
+impl<D: SeededDevice> Visitor<D> for Attention<'_> {
+    type Output = anyhow::Result<()>;
+
+    fn visit<M, const C: usize, const H: usize, const W: usize, const K: usize>(
+        self,
+    ) -> Self::Output
+    where
+        M: ImageClassifier<C, H, W, K, D>,
+    {
+        run::<M, C, H, W, K, D>(self.0)
+    }
+}
+
+fn run<M, const C: usize, const H: usize, const W: usize, const K: usize, D>(
     args: &AttentionArgs,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<()>
+where
+    D: SeededDevice,
+    M: ImageClassifier<C, H, W, K, D>,
+{
     let s = M::SUMMARY;
-    if s.kind != "vit" {
+    if s.kind != Kind::Vit {
+        let vits: Vec<&str> = vit_runtime::models::NAMES
+            .iter()
+            .copied()
+            .filter(|name| with_model::<D, _>(name, IsVit).unwrap_or(false))
+            .collect();
         bail!(
-            "`{}` is a {}: it has no attention maps; use a ViT spec (lightvit, vit, deit)",
+            "`{}` is a CNN: it has no attention maps; use a ViT spec ({})",
             M::NAME,
-            s.kind.to_uppercase()
+            vits.join(", ")
         );
     }
     let dims = Dims {
@@ -100,7 +132,7 @@ fn run<M: ImageClassifier<C, H, W, K, D>, D: SeededDevice>(
     let checkpoint = args
         .checkpoint
         .clone()
-        .unwrap_or_else(|| PathBuf::from("runs").join(M::NAME).join(train::CHECKPOINT));
+        .unwrap_or_else(|| default_checkpoint(M::NAME));
     if !checkpoint.exists() {
         bail!(
             "no checkpoint at {}: train one with `vit-runtime train {}`, or pass --checkpoint",
@@ -110,13 +142,13 @@ fn run<M: ImageClassifier<C, H, W, K, D>, D: SeededDevice>(
     }
     let out = output_path(args, &checkpoint)?;
     let recipe = M::RECIPE;
-    let sample = sample(args, recipe.dataset)?;
+    let sample = sample::<C, H, W, K>(args, &recipe)?;
     let dev = D::seeded(0)?;
     let (model, state) = train::load_for_eval::<M, C, H, W, K, D>(&checkpoint, &dev)?;
-    let (predictions, record) = look::<M, D>(&model, &sample, recipe.normalize, &dev)?;
+    let (predictions, record) = look::<M, C, H, W, K, D>(&model, &sample, recipe.normalize, &dev)?;
     let maps = inspect::class_maps(&record, &views)?;
 
-    let rows = grid_rows(&sample, &predictions, &maps, record.grid, recipe.dataset);
+    let rows = grid_rows::<H, W>(&sample, &predictions, &maps, record.grid);
     let correct = rows.iter().filter(|r| r.correct).count();
     let grid = AttentionGrid {
         title: format!(
@@ -169,25 +201,22 @@ fn run<M: ImageClassifier<C, H, W, K, D>, D: SeededDevice>(
     Ok(())
 }
 
-/// The chosen test images: their places in the test set, pixels and labels.
+/// The chosen test images: their places in the test set, pixels, labels and class names.
 struct Sample {
     indices: Vec<usize>,
     pixels: Vec<Vec<u8>>,
     labels: Vec<usize>,
+    classes: Vec<String>,
 }
 
 /// Loads the test set and picks the images of `--images` / `--count`.
-fn sample(args: &AttentionArgs, dataset: Dataset) -> anyhow::Result<Sample> {
-    let test = vit_runtime::data::load(dataset, args.data_dir.as_deref())?.test;
-    if (test.rows(), test.cols()) != (H, W) {
-        bail!(
-            "the {} test images are {}x{}, the model takes {H}x{W}",
-            dataset.name(),
-            test.rows(),
-            test.cols()
-        );
-    }
-    let indices = choose_images(args, &test, dataset.name())?;
+fn sample<const C: usize, const H: usize, const W: usize, const K: usize>(
+    args: &AttentionArgs,
+    recipe: &Recipe,
+) -> anyhow::Result<Sample> {
+    let splits = train::load_data::<C, H, W, K>(recipe, args.data_dir.as_deref())?;
+    let test = splits.test;
+    let indices = choose_images(args, &test, recipe.dataset.name())?;
     let pixels = indices
         .iter()
         .map(|&i| test.image(i).map(<[u8]>::to_vec))
@@ -202,21 +231,26 @@ fn sample(args: &AttentionArgs, dataset: Dataset) -> anyhow::Result<Sample> {
         indices,
         pixels,
         labels,
+        classes: splits.classes,
     })
 }
 
 /// The model's predictions and attention maps for the sample, normalised as in training.
-fn look<M: ImageClassifier<C, H, W, K, D>, D: SeededDevice>(
+fn look<M, const C: usize, const H: usize, const W: usize, const K: usize, D>(
     model: &M,
     sample: &Sample,
     normalize: vit_runtime::recipe::Normalize,
     dev: &D,
-) -> anyhow::Result<(Vec<usize>, AttentionRecord)> {
-    let norm = Normalizer::new(normalize);
+) -> anyhow::Result<(Vec<usize>, AttentionRecord)>
+where
+    D: SeededDevice,
+    M: ImageClassifier<C, H, W, K, D>,
+{
+    let norm = Normalizer::new(normalize, C)?;
     let input: Vec<f32> = sample
         .pixels
         .iter()
-        .flat_map(|p| p.iter().map(|&v| norm.apply(v)))
+        .flat_map(|p| norm.apply_image(p))
         .collect();
     let shape = (sample.indices.len(), Const::<C>, Const::<H>, Const::<W>);
     let x = dev.tensor_from_vec(input, shape);
@@ -234,15 +268,13 @@ fn look<M: ImageClassifier<C, H, W, K, D>, D: SeededDevice>(
 
 /// One grid row per image: its label lines, pixels and display maps (upsampled to the image,
 /// scaled to [0, 1]). `maps` is `(images, columns, grid)` as [`inspect::class_maps`] gives.
-fn grid_rows(
+fn grid_rows<const H: usize, const W: usize>(
     sample: &Sample,
     predictions: &[usize],
     maps: &[f32],
     grid: (usize, usize),
-    dataset: Dataset,
 ) -> Vec<GridRow> {
-    let names = dataset.class_names();
-    let name = |k: usize| names.get(k).copied().unwrap_or("?");
+    let name = |k: usize| sample.classes.get(k).map_or("?", String::as_str);
     let per_image = maps.len() / sample.indices.len().max(1);
     sample
         .indices
@@ -256,10 +288,7 @@ fn grid_rows(
                 format!("pred: {}", name(predictions[b])),
             ],
             correct: sample.labels[b] == predictions[b],
-            image: sample.pixels[b]
-                .iter()
-                .map(|&v| f32::from(v) / 255.0)
-                .collect(),
+            image: grey(&sample.pixels[b], H * W),
             maps: image_maps
                 .chunks(grid.0 * grid.1)
                 .map(|map| {
@@ -268,6 +297,20 @@ fn grid_rows(
                     up
                 })
                 .collect(),
+        })
+        .collect()
+}
+
+/// An image of any channel count (channel-major bytes) as grey values in [0, 1]: the mean
+/// of its channels, so that the heat maps stay readable over it.
+fn grey(pixels: &[u8], plane: usize) -> Vec<f32> {
+    let channels = (pixels.len() / plane.max(1)).max(1);
+    (0..plane)
+        .map(|i| {
+            let sum: f32 = (0..channels)
+                .map(|c| f32::from(pixels.get(c * plane + i).copied().unwrap_or(0)))
+                .sum();
+            sum / (255.0 * channels as f32)
         })
         .collect()
 }
@@ -284,6 +327,20 @@ fn views(args: &AttentionArgs, dims: Dims) -> anyhow::Result<Vec<View>> {
         view.check(dims)?;
     }
     Ok(views)
+}
+
+/// Whether the visited model is a ViT.
+struct IsVit;
+
+impl<D: SeededDevice> Visitor<D> for IsVit {
+    type Output = bool;
+
+    fn visit<M, const C: usize, const H: usize, const W: usize, const K: usize>(self) -> bool
+    where
+        M: ImageClassifier<C, H, W, K, D>,
+    {
+        M::SUMMARY.kind == Kind::Vit
+    }
 }
 
 /// `--images`, or `--count` indices drawn with `--seed`, all within the test set.

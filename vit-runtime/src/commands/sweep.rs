@@ -1,12 +1,14 @@
-//! `sweep`: one ordinary `train` run per learning rate / batch size, then one plot of their
-//! test accuracy per epoch and a table naming the best.
-use crate::{CommonArgs, TrainArgs};
+//! `sweep`: one ordinary `train` run per model, learning rate and batch size, then one plot
+//! of their test accuracy per epoch and a table naming the best.
+use super::train::{Train, TrainArgs};
+use super::{model_names, with_model, CommonArgs, DeviceCommand};
 use anyhow::{bail, Context};
 use clap::Args;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use vit_runtime::device::SeededDevice;
-use vit_runtime::model::ModelSpec;
+use vit_runtime::device::{DeviceChoice, SeededDevice};
+use vit_runtime::model::{ImageClassifier, Visitor};
+use vit_runtime::recipe::Recipe;
 use vit_runtime::train::metrics::MetricsLog;
 use vit_runtime::train::sweep::{self, Prior, RunFile, RunSettings, RunSummary, SweepPoint};
 use vit_runtime::train::METRICS;
@@ -14,8 +16,10 @@ use vit_runtime::viz::{self, SweepSeries};
 
 #[derive(Args, Clone)]
 pub struct SweepArgs {
-    /// Spec name (see `models`); every run uses its recipe except for the swept values.
-    model: String,
+    /// Spec names (see `models`), e.g. `vit` or `vit,vit_small`: every run uses its
+    /// model's recipe except for the swept values; several models are compared.
+    #[arg(value_parser = model_names(), value_delimiter = ',', num_args = 1.., required = true)]
+    models: Vec<String>,
     /// Learning rates to try, e.g. `0.01,0.001,0.0001`: one run each.
     #[arg(long, value_delimiter = ',', value_parser = parse_lr)]
     lr: Vec<f64>,
@@ -33,8 +37,9 @@ pub struct SweepArgs {
     /// Train on the first N training images only.
     #[arg(long)]
     limit_train: Option<usize>,
-    /// Sweep directory: a run directory per value (`lr-0.001/`...), `sweep.png` and
-    /// `summary.txt` (default: `runs/sweep-<model>`).
+    /// Sweep directory: a run directory per value (`lr-0.001/`...; with several models
+    /// `<model>/` or `<model>/lr-0.001/`), `sweep.png` and `summary.txt` (default:
+    /// `runs/sweep-<model>`, `runs/sweep-<model>-<model>...`).
     #[arg(long)]
     out: Option<PathBuf>,
     /// DeiT: the teacher's checkpoint (as for `train`).
@@ -75,13 +80,51 @@ fn parse_batch_size(s: &str) -> Result<usize, String> {
     }
 }
 
-pub fn sweep<D: SeededDevice>(args: &SweepArgs) -> anyhow::Result<()> {
-    run_model!(&args.model, run, D, args)
+impl DeviceCommand for SweepArgs {
+    fn device(&self) -> DeviceChoice {
+        self.common.device
+    }
+
+    fn run<D: SeededDevice>(&self) -> anyhow::Result<()> {
+        run::<D>(self)
+    }
 }
 
-fn run<M: ModelSpec, D: SeededDevice>(args: &SweepArgs) -> anyhow::Result<()> {
-    if args.lr.is_empty() && args.batch_size.is_empty() {
-        bail!("nothing to sweep: give --lr and/or --batch-size lists, e.g. --lr 0.01,0.001");
+/// The recipe of the visited model.
+struct RecipeOf;
+
+impl<D: SeededDevice> Visitor<D> for RecipeOf {
+    type Output = Recipe;
+
+    fn visit<M, const C: usize, const H: usize, const W: usize, const K: usize>(self) -> Recipe
+    where
+        M: ImageClassifier<C, H, W, K, D>,
+    {
+        M::RECIPE
+    }
+}
+
+/// One run of the sweep: a model and the values it is trained with.
+struct Run {
+    model: String,
+    point: SweepPoint,
+    epochs: usize,
+    label: String,
+    dir: PathBuf,
+}
+
+/// Every model with every combination of the swept values, each with its run directory.
+fn runs<D: SeededDevice>(args: &SweepArgs, dir: &Path) -> anyhow::Result<Vec<Run>> {
+    if args.models.len() < 2 && args.lr.is_empty() && args.batch_size.is_empty() {
+        bail!(
+            "nothing to sweep: give --lr and/or --batch-size lists, e.g. --lr 0.01,0.001, \
+             or several models, e.g. `sweep vit,deit`"
+        );
+    }
+    for (i, model) in args.models.iter().enumerate() {
+        if args.models[..i].contains(model) {
+            bail!("model `{model}` is given twice");
+        }
     }
     let points = SweepPoint::grid(&args.lr, &args.batch_size);
     for (i, p) in points.iter().enumerate() {
@@ -89,34 +132,60 @@ fn run<M: ModelSpec, D: SeededDevice>(args: &SweepArgs) -> anyhow::Result<()> {
             bail!("{} is given twice", p.label());
         }
     }
-    let epochs = args.epochs.unwrap_or(M::RECIPE.epochs);
+    let several = args.models.len() > 1;
+    let mut runs = Vec::new();
+    for model in &args.models {
+        let recipe = with_model::<D, _>(model, RecipeOf)?;
+        for point in &points {
+            let swept = !(args.lr.is_empty() && args.batch_size.is_empty());
+            let (label, run_dir) = match (several, swept) {
+                (false, _) => (point.label(), dir.join(point.dir_name())),
+                (true, false) => (model.clone(), dir.join(model)),
+                (true, true) => (
+                    format!("{model}, {}", point.label()),
+                    dir.join(model).join(point.dir_name()),
+                ),
+            };
+            runs.push(Run {
+                model: model.clone(),
+                point: *point,
+                epochs: args.epochs.unwrap_or(recipe.epochs),
+                label,
+                dir: run_dir,
+            });
+        }
+    }
+    Ok(runs)
+}
+
+fn run<D: SeededDevice>(args: &SweepArgs) -> anyhow::Result<()> {
     let dir = args
         .out
         .clone()
-        .unwrap_or_else(|| PathBuf::from("runs").join(format!("sweep-{}", M::NAME)));
+        .unwrap_or_else(|| PathBuf::from("runs").join(format!("sweep-{}", args.models.join("-"))));
+    let runs = runs::<D>(args, &dir)?;
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("cannot create sweep directory {}", dir.display()))?;
 
     let mut summaries = Vec::new();
     let mut failures = Vec::new();
-    for (i, point) in points.iter().enumerate() {
-        let run_dir = dir.join(point.dir_name());
+    for (i, run) in runs.iter().enumerate() {
         println!(
             "\n== sweep run {}/{}: {} -> {}",
             i + 1,
-            points.len(),
-            point.label(),
-            run_dir.display()
+            runs.len(),
+            run.label,
+            run.dir.display()
         );
         let settings = RunSettings {
-            model: M::NAME.into(),
-            point: *point,
-            epochs,
+            model: run.model.clone(),
+            point: run.point,
+            epochs: run.epochs,
             seed: args.seed,
             limit_train: args.limit_train,
             limit_test: args.common.limit_test,
         };
-        let (seconds, reused, stopped) = match train_one::<D>(args, &settings, &run_dir)? {
+        let (seconds, reused, stopped) = match train_one::<D>(args, &settings, &run.dir)? {
             Outcome::Reused(seconds) => (seconds, true, None),
             Outcome::Trained(seconds) => (Some(seconds), false, None),
             Outcome::Stopped(error) => {
@@ -124,20 +193,21 @@ fn run<M: ModelSpec, D: SeededDevice>(args: &SweepArgs) -> anyhow::Result<()> {
                 (None, false, Some(format!("{error:#}")))
             }
         };
-        let records = MetricsLog::read(&run_dir.join(METRICS)).unwrap_or_default();
+        let records = MetricsLog::read(&run.dir.join(METRICS)).unwrap_or_default();
         let label = match stopped {
-            Some(_) => format!("{} (stopped)", point.label()),
-            None => point.label(),
+            Some(_) => format!("{} (stopped)", run.label),
+            None => run.label.clone(),
         };
         let summary = sweep::summarise(label, &records, seconds, reused);
         match (&summary, stopped) {
-            (_, Some(error)) => failures.push(format!("{}: {error}", point.label())),
-            (None, None) => failures.push(format!("{}: no epoch finished", point.label())),
+            (_, Some(error)) => failures.push(format!("{}: {error}", run.label)),
+            (None, None) => failures.push(format!("{}: no epoch finished", run.label)),
             (Some(_), None) => {}
         }
         summaries.extend(summary);
     }
-    report::<M>(args, &dir, epochs, &summaries, &failures)
+    let epochs = runs.iter().map(|r| r.epochs).max().unwrap_or(1);
+    report::<D>(args, &dir, epochs, &summaries, &failures)
 }
 
 /// What became of one run.
@@ -182,7 +252,7 @@ fn train_one<D: SeededDevice>(
     sweep::write_run_file(run_dir, &file)
         .with_context(|| format!("cannot write {}", run_dir.join(sweep::RUN_FILE).display()))?;
     let train_args = TrainArgs {
-        model: args.model.clone(),
+        model: settings.model.clone(),
         common: args.common.clone(),
         epochs: Some(settings.epochs),
         lr: settings.point.lr,
@@ -197,7 +267,7 @@ fn train_one<D: SeededDevice>(
         quiet: args.quiet,
     };
     let started = Instant::now();
-    if let Err(error) = super::train::<D>(&train_args) {
+    if let Err(error) = with_model::<D, _>(&settings.model, Train(&train_args))? {
         return Ok(Outcome::Stopped(error));
     }
     let seconds = started.elapsed().as_secs_f64();
@@ -208,7 +278,7 @@ fn train_one<D: SeededDevice>(
 }
 
 /// Prints and saves the table, draws the plot; an error if no run finished an epoch.
-fn report<M: ModelSpec>(
+fn report<D: SeededDevice>(
     args: &SweepArgs,
     dir: &Path,
     epochs: usize,
@@ -228,12 +298,13 @@ fn report<M: ModelSpec>(
     let swept = match (args.lr.is_empty(), args.batch_size.is_empty()) {
         (false, true) => "learning-rate sweep",
         (true, false) => "batch-size sweep",
-        _ => "learning-rate x batch-size sweep",
+        (false, false) => "learning-rate x batch-size sweep",
+        (true, true) => "comparison",
     };
-    let recipe = M::RECIPE;
+    let recipe = with_model::<D, _>(&args.models[0], RecipeOf)?;
     let mut title = format!(
         "{} on {}, {swept}: {epochs} epochs, seed {}",
-        M::NAME,
+        args.models.join(", "),
         recipe.dataset.name(),
         args.seed.unwrap_or(recipe.seed)
     );
@@ -255,11 +326,4 @@ fn report<M: ModelSpec>(
         dir.join("summary.txt").display()
     );
     Ok(())
-}
-
-impl SweepArgs {
-    /// `--device`, for `main` to pick the device type.
-    pub fn device(&self) -> vit_runtime::device::DeviceChoice {
-        self.common.device
-    }
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{DataError, DataSource, Loader, LoaderConfig, Split, Splits};
+use super::{DataError, DataSource, ImageShape, Loader, LoaderConfig, Split, Splits};
 use crate::recipe::{Augment, Dataset, Normalize};
 
 /// The ViT recipes' training augmentation: `RandomCrop(28, padding=2)`, flip,
@@ -19,17 +19,23 @@ pub fn vit_train_config(seed: u64) -> LoaderConfig {
             horizontal_flip: true,
         },
         normalize: Normalize {
-            mean: 0.5,
-            std: 0.5,
+            mean: &[0.5],
+            std: &[0.5],
         },
         prefetch: 4,
     }
 }
 
-/// Loads (finds, decodes, verifies) a data set and says how long it took.
-pub fn time_load(source: &DataSource, dataset: Dataset) -> Result<(Splits, Duration), DataError> {
+/// Loads (finds, decodes, verifies) a data set, as a model of input `shape` with `classes`
+/// classes takes it, and says how long it took.
+pub fn time_load(
+    source: &DataSource,
+    dataset: Dataset,
+    shape: ImageShape,
+    classes: usize,
+) -> Result<(Splits, Duration), DataError> {
     let start = Instant::now();
-    let splits = source.load(dataset)?;
+    let splits = source.load(dataset, shape, classes)?;
     Ok((splits, start.elapsed()))
 }
 

@@ -25,6 +25,36 @@ use std::path::{Path, PathBuf};
 use super::idx::IdxKind;
 use crate::recipe::Dataset;
 
+/// The data sets published as IDX files: the ones this module has a table for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IdxDataset {
+    Mnist,
+    FashionMnist,
+}
+
+impl IdxDataset {
+    /// `dataset` if it comes as IDX files (an image folder does not).
+    pub const fn of(dataset: Dataset) -> Option<Self> {
+        match dataset {
+            Dataset::Mnist => Some(IdxDataset::Mnist),
+            Dataset::FashionMnist => Some(IdxDataset::FashionMnist),
+            Dataset::ImageFolder(_) => None,
+        }
+    }
+
+    pub const fn dataset(self) -> Dataset {
+        match self {
+            IdxDataset::Mnist => Dataset::Mnist,
+            IdxDataset::FashionMnist => Dataset::FashionMnist,
+        }
+    }
+
+    /// Name as written in specs, and the folder of its files in the data dir.
+    pub const fn name(self) -> &'static str {
+        self.dataset().name()
+    }
+}
+
 /// One of the four files of a data set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OfficialFile {
@@ -118,33 +148,35 @@ const FASHION_MNIST: [OfficialFile; 4] = [
 ];
 
 /// The four files in the order train images, train labels, test images, test labels.
-pub fn official_files(dataset: Dataset) -> &'static [OfficialFile; 4] {
+pub fn official_files(dataset: IdxDataset) -> &'static [OfficialFile; 4] {
     match dataset {
-        Dataset::Mnist => &MNIST,
-        Dataset::FashionMnist => &FASHION_MNIST,
+        IdxDataset::Mnist => &MNIST,
+        IdxDataset::FashionMnist => &FASHION_MNIST,
     }
 }
 
 /// Base URLs serving `<name>.gz`, tried in order. Fashion-MNIST's S3 website endpoint has
 /// no HTTPS; the SHA-256 check makes plain HTTP safe for integrity.
-pub fn mirrors(dataset: Dataset) -> &'static [&'static str] {
+pub fn mirrors(dataset: IdxDataset) -> &'static [&'static str] {
     match dataset {
-        Dataset::Mnist => &[
+        IdxDataset::Mnist => &[
             "https://ossci-datasets.s3.amazonaws.com/mnist/",
             "https://storage.googleapis.com/cvdf-datasets/mnist/",
         ],
-        Dataset::FashionMnist => &["http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"],
+        IdxDataset::FashionMnist => {
+            &["http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"]
+        }
     }
 }
 
 /// Folders where distributions install the files (Debian: `dataset-fashion-mnist`).
-pub fn system_dirs(dataset: Dataset) -> &'static [&'static str] {
+pub fn system_dirs(dataset: IdxDataset) -> &'static [&'static str] {
     match dataset {
-        Dataset::Mnist => &[
+        IdxDataset::Mnist => &[
             "/usr/share/datasets/mnist",
             "/usr/local/share/datasets/mnist",
         ],
-        Dataset::FashionMnist => &[
+        IdxDataset::FashionMnist => &[
             "/usr/share/datasets/fashion-mnist",
             "/usr/local/share/datasets/fashion-mnist",
         ],
@@ -159,9 +191,9 @@ pub fn find_in(dir: &Path, name: &str) -> Option<PathBuf> {
 }
 
 /// Human-readable data set name, for messages.
-pub fn display_name(dataset: Dataset) -> &'static str {
+pub fn display_name(dataset: IdxDataset) -> &'static str {
     match dataset {
-        Dataset::Mnist => "MNIST",
-        Dataset::FashionMnist => "Fashion-MNIST",
+        IdxDataset::Mnist => "MNIST",
+        IdxDataset::FashionMnist => "Fashion-MNIST",
     }
 }

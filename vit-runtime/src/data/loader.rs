@@ -68,21 +68,17 @@ pub struct Loader {
 }
 
 impl Loader {
-    /// Checks the configuration against the split's image size.
+    /// Checks the configuration against the split's images: batch size, crop size, and a
+    /// normalisation with one value (or one per channel) of usable means and stds.
     pub fn new(split: Arc<Split>, config: LoaderConfig) -> Result<Self, DataError> {
         if config.batch_size == 0 {
             return Err(DataError::Config("batch size must be at least 1".into()));
         }
-        if !(config.normalize.std.is_finite() && config.normalize.std != 0.0) {
-            return Err(DataError::Config(format!(
-                "normalisation std must be finite and non-zero, got {}",
-                config.normalize.std
-            )));
-        }
+        let norm = Normalizer::new(config.normalize, split.channels())?;
         let out_dims = augment::output_dims(&config.augment, split.rows(), split.cols())
             .map_err(DataError::Config)?;
         Ok(Loader {
-            norm: Normalizer::new(config.normalize),
+            norm,
             split,
             config,
             out_dims,
@@ -104,7 +100,7 @@ impl Loader {
 
     /// `(channels, height, width)` of the images in the batches.
     pub fn image_dims(&self) -> (usize, usize, usize) {
-        (1, self.out_dims.0, self.out_dims.1)
+        (self.split.channels(), self.out_dims.0, self.out_dims.1)
     }
 
     /// Example indices in the order of `epoch`: a pure function of `(seed, epoch)`.
@@ -145,22 +141,24 @@ impl Loader {
 
     /// Builds the batch of the examples `chunk` (batch `index` of `epoch`).
     pub(crate) fn prepare(&self, epoch: usize, index: usize, chunk: &[u32]) -> Batch {
-        let (rows, cols) = (self.split.rows(), self.split.cols());
-        let (out_rows, out_cols) = self.out_dims;
-        let per_image = out_rows * out_cols;
+        let shape = self.split.shape();
+        let (channels, out_rows, out_cols) = self.image_dims();
+        let per_image = channels * out_rows * out_cols;
         let mut pixels = vec![0.0f32; chunk.len() * per_image];
         let mut labels = Vec::with_capacity(chunk.len());
         let augmenting = self.config.augment != Augment::default();
         let mut rng = rng_for(self.config.seed, epoch, index, AUGMENT_STREAM);
         for (&i, out) in chunk.iter().zip(pixels.chunks_exact_mut(per_image)) {
             let i = i as usize;
+            // One draw per example, whatever its channel count: all channels move alike,
+            // and a grey data set sees the random stream it always saw.
             let transform = if augmenting {
-                augment::draw(&mut rng, &self.config.augment, rows, cols)
+                augment::draw(&mut rng, &self.config.augment, shape.height, shape.width)
             } else {
                 Transform::NONE
             };
             if let (Some(src), Some(label)) = (self.split.image(i), self.split.label(i)) {
-                augment::write_example(src, rows, cols, &transform, &self.norm, out);
+                augment::write_example(src, shape, &transform, &self.norm, out);
                 labels.push(label);
             }
         }
@@ -168,7 +166,7 @@ impl Loader {
             pixels,
             labels,
             indices: chunk.to_vec(),
-            channels: 1,
+            channels,
             height: out_rows,
             width: out_cols,
         }
@@ -259,10 +257,7 @@ mod tests {
                 random_crop: Some((2, 1)),
                 horizontal_flip: true,
             },
-            normalize: Normalize {
-                mean: 0.0,
-                std: 1.0,
-            },
+            normalize: Normalize::IDENTITY,
             prefetch: 2,
         }
     }
@@ -332,5 +327,77 @@ mod tests {
             ..config(1)
         };
         assert!(Loader::new(split(5), bad_crop).is_err());
+    }
+
+    /// `n` RGB 2 x 2 images: channel `c` of image `i` holds `i + 100 * c`; labels `i % 3`.
+    fn rgb_split(n: u8) -> Arc<Split> {
+        let pixels = (0..n)
+            .flat_map(|i| (0..3u8).flat_map(move |c| [i + 100 * c; 4]))
+            .collect();
+        let labels = (0..n).map(|i| i % 3).collect();
+        let shape = crate::data::ImageShape {
+            channels: 3,
+            height: 2,
+            width: 2,
+        };
+        Arc::new(Split::from_images(pixels, labels, shape, 3).expect("valid"))
+    }
+
+    #[test]
+    fn colour_batches_keep_channels_aligned_and_normalise_each() {
+        let config = LoaderConfig {
+            normalize: Normalize {
+                mean: &[0.0, 0.5, 1.0],
+                std: &[1.0, 0.5, 0.25],
+            },
+            ..config(4)
+        };
+        let loader = Loader::new(rgb_split(20), config).expect("valid");
+        assert_eq!(loader.image_dims(), (3, 2, 2));
+        let norm = Normalizer::new(config.normalize, 3).expect("valid");
+        let batch = loader.batch(0, 1).expect("batch 1");
+        assert_eq!(batch.image_dims(), (3, 2, 2));
+        assert_eq!(batch.pixels().len(), 4 * 3 * 4);
+        for (k, &i) in batch.indices().iter().enumerate() {
+            let image = &batch.pixels()[k * 12..(k + 1) * 12];
+            let planes: Vec<&[f32]> = image.chunks_exact(4).collect();
+            for (c, plane) in planes.iter().enumerate() {
+                let (pad, px) = (norm.apply(c, 0), norm.apply(c, i as u8 + 100 * c as u8));
+                assert!(plane.iter().all(|&v| v == pad || v == px), "{plane:?}");
+            }
+            // The crop moved the three channels alike: padding sits at the same places.
+            let padded = |c: usize| -> Vec<bool> {
+                let pad = norm.apply(c, 0);
+                planes[c].iter().map(|&v| v == pad).collect()
+            };
+            if i != 0 {
+                assert_eq!(padded(0), padded(1), "example {i}");
+                assert_eq!(padded(0), padded(2), "example {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn normalisation_that_does_not_fit_the_channels_is_a_config_error() {
+        let two = LoaderConfig {
+            normalize: Normalize {
+                mean: &[0.5, 0.5],
+                std: &[0.5, 0.5],
+            },
+            ..config(4)
+        };
+        let err = Loader::new(rgb_split(3), two).unwrap_err();
+        assert!(matches!(err, DataError::Config(_)), "{err}");
+        let zero = LoaderConfig {
+            normalize: Normalize {
+                mean: &[0.5],
+                std: &[0.0],
+            },
+            ..config(4)
+        };
+        assert!(matches!(
+            Loader::new(split(3), zero),
+            Err(DataError::Config(_))
+        ));
     }
 }

@@ -5,14 +5,17 @@
 //! the data dir. Wherever a file comes from, it is used only after its decoded content
 //! matched the official SHA-256; a mismatch is an error, never a reason to look further,
 //! because a damaged file the user thinks is fine is worse than a missing one.
+//!
+//! An image folder has no official files: its root is found in the data dir (or is
+//! absolute) and [`super::image_folder`] reads it.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::thread;
 
-use super::files::{self, OfficialFile};
+use super::files::{self, IdxDataset, OfficialFile};
 use super::idx::{self, IdxFile};
-use super::{fetch, DataError, Split};
+use super::report::{DataReport, FileReport, Origin};
+use super::{fetch, image_folder, DataError, ImageShape, Split, NUM_CLASSES};
 use crate::recipe::Dataset;
 
 /// Environment variable overriding the default data dir (`data`).
@@ -21,7 +24,7 @@ pub const DATA_DIR_ENV: &str = "VIT_DATA_DIR";
 /// Where to look for the files and whether to download missing ones.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DataSource {
-    /// Holds `mnist/` and `fashion_mnist/`.
+    /// Holds `mnist/`, `fashion_mnist/` and image folders given by a relative root.
     pub data_dir: PathBuf,
     /// Also look in `/usr/share/datasets/...`.
     pub system_dirs: bool,
@@ -46,13 +49,50 @@ impl DataSource {
         }
     }
 
-    /// The folder holding the files of `dataset` inside the data dir.
+    /// The folder holding the files of `dataset` inside the data dir; an image folder's
+    /// root if it is absolute.
     pub fn dataset_dir(&self, dataset: Dataset) -> PathBuf {
+        // `join` keeps an absolute root as it is.
         self.data_dir.join(dataset.name())
     }
 
-    /// Finds (or downloads), verifies and decodes the train and test splits.
-    pub fn load(&self, dataset: Dataset) -> Result<Splits, DataError> {
+    /// Finds, verifies and decodes the train and test splits, checked against what the
+    /// model takes: `shape` (`C x H x W`) images in `classes` classes.
+    pub fn load(
+        &self,
+        dataset: Dataset,
+        shape: ImageShape,
+        classes: usize,
+    ) -> Result<Splits, DataError> {
+        match dataset {
+            Dataset::Mnist => self.load_idx(IdxDataset::Mnist, shape, classes),
+            Dataset::FashionMnist => self.load_idx(IdxDataset::FashionMnist, shape, classes),
+            Dataset::ImageFolder(folder) => image_folder::load(
+                dataset,
+                &self.dataset_dir(dataset),
+                folder.resize,
+                shape,
+                classes,
+            ),
+        }
+    }
+
+    /// MNIST or Fashion-MNIST: finds (or downloads), verifies and decodes the four files.
+    fn load_idx(
+        &self,
+        dataset: IdxDataset,
+        shape: ImageShape,
+        classes: usize,
+    ) -> Result<Splits, DataError> {
+        if shape != ImageShape::MNIST || classes != NUM_CLASSES {
+            return Err(DataError::ModelMismatch {
+                dataset: files::display_name(dataset),
+                holds: ImageShape::MNIST,
+                holds_classes: NUM_CLASSES,
+                shape,
+                classes,
+            });
+        }
         let located = self.locate(dataset)?;
         let official = files::official_files(dataset);
         // Train and test are independent: decode them on two threads.
@@ -68,19 +108,25 @@ impl DataSource {
         let (train, mut reports) = train?;
         let (test, test_reports) = test?;
         reports.extend(test_reports);
+        let classes = dataset
+            .dataset()
+            .known_class_names()
+            .map(|names| names.iter().map(|n| n.to_string()).collect())
+            .unwrap_or_default();
         Ok(Splits {
             train,
             test,
-            report: DataReport {
-                dataset,
+            classes,
+            report: DataReport::Idx {
+                dataset: dataset.dataset(),
                 files: reports,
             },
         })
     }
 
     /// Path and origin of each of the four files, downloading the missing ones if allowed.
-    fn locate(&self, dataset: Dataset) -> Result<Vec<(PathBuf, Origin)>, DataError> {
-        let own_dir = self.dataset_dir(dataset);
+    fn locate(&self, dataset: IdxDataset) -> Result<Vec<(PathBuf, Origin)>, DataError> {
+        let own_dir = self.dataset_dir(dataset.dataset());
         let mut searched = vec![own_dir.clone()];
         if self.system_dirs {
             searched.extend(files::system_dirs(dataset).iter().map(PathBuf::from));
@@ -164,14 +210,14 @@ fn load_verified(
 }
 
 fn not_found(
-    dataset: Dataset,
+    dataset: IdxDataset,
     missing: &[&str],
     searched: &[PathBuf],
     source: &DataSource,
     download_failures: &[String],
 ) -> DataError {
     let name = files::display_name(dataset);
-    let own_dir = source.dataset_dir(dataset);
+    let own_dir = source.dataset_dir(dataset.dataset());
     let mut help = format!(
         "{name} files not found: {}\n  searched (raw or .gz): {}\n",
         missing.join(", "),
@@ -205,60 +251,14 @@ fn not_found(
     }
 }
 
-/// Where a file was found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Origin {
-    DataDir,
-    System,
-    Downloaded,
-}
-
-/// One verified file, for the `data` subcommand.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileReport {
-    pub name: &'static str,
-    pub path: PathBuf,
-    pub origin: Origin,
-    pub gzipped: bool,
-    /// The verified SHA-256 (equal to the official one).
-    pub sha256: String,
-    pub count: usize,
-}
-
-/// The four files of a loaded data set; `Display` prints one line per file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DataReport {
-    pub dataset: Dataset,
-    pub files: Vec<FileReport>,
-}
-
-impl fmt::Display for DataReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "{}:", files::display_name(self.dataset))?;
-        for file in &self.files {
-            let origin = match file.origin {
-                Origin::DataDir => "data dir",
-                Origin::System => "system",
-                Origin::Downloaded => "downloaded",
-            };
-            writeln!(
-                f,
-                "  {:<24} {:>6} examples  SHA-256 OK ({}…)  {} [{origin}]",
-                file.name,
-                file.count,
-                &file.sha256[..12.min(file.sha256.len())],
-                file.path.display(),
-            )?;
-        }
-        Ok(())
-    }
-}
-
 /// Train and test splits of a data set, with where they came from.
 #[derive(Debug, Clone)]
 pub struct Splits {
     pub train: Split,
     pub test: Split,
+    /// Class `i` is `classes[i]`: MNIST's digits, Fashion-MNIST's names, or an image
+    /// folder's folder names.
+    pub classes: Vec<String>,
     pub report: DataReport,
 }
 

@@ -54,6 +54,11 @@ pub struct State {
     /// Optimiser steps done.
     pub step: u64,
     pub seed: u64,
+    /// The data set's class names, by label (image folders: their folder names), so that
+    /// `eval`, `predict` and plots name classes without the data. Empty in checkpoints
+    /// written before they were recorded.
+    #[serde(default)]
+    pub classes: Vec<String>,
 }
 
 const STATE_KEY: &str = "vit_rs.state";

@@ -117,14 +117,14 @@ impl Confusion {
     }
 
     /// A printable table with class names.
-    pub fn table(&self, names: &[&str]) -> String {
+    pub fn table(&self, names: &[String]) -> String {
         let mut out = format!("{:>12} |", "true \\ pred");
         for k in 0..self.classes {
             out += &format!("{:>6}", short(names, k));
         }
         out += " | accuracy\n";
         for (k, acc) in self.per_class().iter().enumerate() {
-            out += &format!("{:>12} |", names.get(k).copied().unwrap_or("?"));
+            out += &format!("{:>12} |", names.get(k).map_or("?", String::as_str));
             for p in 0..self.classes {
                 out += &format!("{:>6}", self.counts[k * self.classes + p]);
             }
@@ -138,7 +138,7 @@ impl Confusion {
     }
 }
 
-fn short(names: &[&str], k: usize) -> String {
+fn short(names: &[String], k: usize) -> String {
     names
         .get(k)
         .map(|n| n.chars().take(5).collect())

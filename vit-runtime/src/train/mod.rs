@@ -52,6 +52,8 @@ pub struct RunOptions {
 #[derive(Debug, Clone)]
 pub struct RunReport {
     pub epochs: Vec<Record>,
+    /// Class names of the data set, by label.
+    pub classes: Vec<String>,
     pub confusion: Confusion,
     pub checkpoint: PathBuf,
     pub seconds: f64,
@@ -85,8 +87,9 @@ where
         .with_context(|| format!("cannot create run directory {}", options.out_dir.display()))?;
     std::fs::write(options.out_dir.join("spec.yaml"), M::SPEC_YAML)?;
 
-    let splits = data::load(recipe.dataset, options.data_dir.as_deref())?
+    let splits = load_data::<C, H, W, K>(&recipe, options.data_dir.as_deref())?
         .limit(options.limit_train, options.limit_test);
+    let classes = splits.classes.clone();
     let train_config = LoaderConfig::train(&recipe);
     let test_config = LoaderConfig {
         batch_size: 500,
@@ -230,6 +233,7 @@ where
             epoch,
             step: optimizer.step,
             seed: recipe.seed,
+            classes: classes.clone(),
         };
         checkpoint::save(
             &checkpoint_path,
@@ -253,10 +257,25 @@ where
         .collect();
     Ok(RunReport {
         epochs,
+        classes,
         confusion,
         checkpoint: checkpoint_path,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// The train and test splits of the recipe's data set, as a `C x H x W`, `K`-class model
+/// takes them.
+pub fn load_data<const C: usize, const H: usize, const W: usize, const K: usize>(
+    recipe: &Recipe,
+    data_dir: Option<&Path>,
+) -> Result<data::Splits, data::DataError> {
+    let shape = data::ImageShape {
+        channels: C,
+        height: H,
+        width: W,
+    };
+    data::load(recipe.dataset, data_dir, shape, K)
 }
 
 /// The forward half of a training step: the loss to minimise and the predicted classes.

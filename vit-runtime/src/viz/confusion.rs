@@ -11,7 +11,7 @@ pub fn plot_confusion(
     path: &Path,
     title: &str,
     confusion: &Confusion,
-    names: &[&str],
+    names: &[String],
 ) -> Result<(), PlotError> {
     register_font();
     let err = |e: &dyn std::fmt::Display| plot_error(path, e);
@@ -28,7 +28,7 @@ pub fn plot_confusion(
         .build_cartesian_2d((0..k - 1).into_segmented(), (0..k - 1).into_segmented())
         .map_err(|e| err(&e))?;
     let recall = confusion.per_class();
-    let name = |i: usize| names.get(i).copied().unwrap_or("?").to_string();
+    let name = |i: usize| names.get(i).map_or("?", String::as_str).to_string();
     chart
         .configure_mesh()
         .disable_mesh()

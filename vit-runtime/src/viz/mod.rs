@@ -88,7 +88,11 @@ mod tests {
             confusion.add(k, k);
             confusion.add(k, (k + 1) % 10);
         }
-        let names = crate::recipe::Dataset::FashionMnist.class_names();
+        let names: Vec<String> = crate::recipe::Dataset::FashionMnist
+            .known_class_names()
+            .expect("Fashion-MNIST names its classes")
+            .map(String::from)
+            .to_vec();
         plot_confusion(&dir.join("confusion.png"), "test run", &confusion, &names).unwrap();
         let (w, h, size) = inspect(&dir.join("curves.png"));
         assert_eq!((w, h), (1200, 480));
