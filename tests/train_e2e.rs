@@ -612,9 +612,16 @@ fn missing_checkpoint_error_states_its_cause_once() {
 fn unknown_model_and_bad_flags_are_clear_errors() {
     let tmp = TempDir::new().unwrap();
     let out = tmp.path().join("run");
-    let stderr = fail(&mut train("lightvt", &out, &[]));
-    assert!(stderr.contains("unknown model `lightvt`"), "{stderr}");
+    // A bad model name is a usage error (clap's exit code 2), refused before any work.
+    let refused = output(&mut train("lightvt", &out, &[]));
+    let stderr = text(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.starts_with("error: unknown model `lightvt`"),
+        "{stderr}"
+    );
     assert!(stderr.contains("did you mean `lightvit`?"), "{stderr}");
+    assert!(!out.exists(), "nothing is written for a refused command");
 
     if cfg!(not(feature = "cuda")) {
         let mut command = cli(
@@ -650,5 +657,10 @@ fn unknown_model_and_bad_flags_are_clear_errors() {
     assert!(
         missing.is_empty(),
         "`train --help` does not mention {missing:?}:\n{help}"
+    );
+    // The model argument lists every compiled spec.
+    assert!(
+        help.contains("[possible values: cnn, deit, lightvit, lightvit_fashion, vit"),
+        "{help}"
     );
 }
