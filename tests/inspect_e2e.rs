@@ -194,6 +194,49 @@ fn sweep_then_attention_on_a_tiny_lightvit_run_write_decodable_files() {
 }
 
 #[test]
+fn a_sweep_of_several_models_compares_them_in_one_table_and_plot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sweep_dir = tmp.path().join("compare");
+    let mut sweep = cli(tmp.path(), &["sweep", "lightvit,lightvit_fashion"]);
+    sweep.args(TINY).arg("--out").arg(&sweep_dir);
+    let stdout = succeed(&mut sweep);
+    for model in ["lightvit", "lightvit_fashion"] {
+        let run = sweep_dir.join(model);
+        assert_eq!(epochs(&run).len(), 1, "{}", run.display());
+        let spec = std::fs::read_to_string(run.join("spec.yaml")).unwrap();
+        assert!(spec.contains(&format!("name: {model}\n")), "{spec}");
+    }
+    let summary = std::fs::read_to_string(sweep_dir.join("summary.txt")).unwrap();
+    assert!(
+        summary.lines().any(|l| l.starts_with("lightvit_fashion ")),
+        "{summary}"
+    );
+    assert!(stdout.contains("best: lightvit"), "{stdout}");
+    let (width, height, colours) = decode_png(&sweep_dir.join("sweep.png"));
+    assert_eq!((width, height), (1000, 560));
+    assert!(colours > 10, "sweep.png is almost empty");
+
+    // With --lr too, every model gets every value.
+    let mut both = cli(
+        tmp.path(),
+        &[
+            "sweep",
+            "lightvit",
+            "lightvit_fashion",
+            "--lr",
+            "0.01,0.002",
+        ],
+    );
+    both.args(TINY).arg("--out").arg(tmp.path().join("grid"));
+    let stdout = succeed(&mut both);
+    assert!(stdout.contains("lightvit_fashion, lr 0.002"), "{stdout}");
+    assert!(tmp
+        .path()
+        .join("grid/lightvit_fashion/lr-0.002/checkpoint.safetensors")
+        .exists());
+}
+
+#[test]
 fn bad_attention_settings_are_clear_errors() {
     let tmp = tempfile::tempdir().unwrap();
     let attention = |args: &[&str]| {
@@ -246,6 +289,8 @@ fn bad_sweep_lists_are_clear_errors() {
     assert!(sweep(&["--lr", "0"]).contains("not a positive learning rate"));
     assert!(sweep(&["--batch-size", "64,x"]).contains("not a batch size"));
     assert!(sweep(&["--lr", "0.01", "--epochs", "0"]).contains("not a number of epochs"));
+    let mut twice = cli(tmp.path(), &["sweep", "lightvit,lightvit"]);
+    assert!(fail(&mut twice).contains("model `lightvit` is given twice"));
     assert!(
         !tmp.path().join("runs").exists(),
         "a failed sweep left a run"

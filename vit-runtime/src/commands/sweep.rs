@@ -118,7 +118,7 @@ fn runs<D: SeededDevice>(args: &SweepArgs, dir: &Path) -> anyhow::Result<Vec<Run
     if args.models.len() < 2 && args.lr.is_empty() && args.batch_size.is_empty() {
         bail!(
             "nothing to sweep: give --lr and/or --batch-size lists, e.g. --lr 0.01,0.001, \
-             or several models, e.g. `sweep vit,deit`"
+             or several models, e.g. `sweep <model>,<other model>`"
         );
     }
     for (i, model) in args.models.iter().enumerate() {
