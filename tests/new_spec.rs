@@ -200,10 +200,10 @@ fn write_shapes(data: &Path) {
 fn final_test_accuracy(run: &Path) -> f64 {
     let log = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
     log.lines()
+        .rev()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|r| r["kind"] == "epoch")
-        .filter_map(|r| r["test_acc"].as_f64())
-        .last()
+        .find_map(|r| r["test_acc"].as_f64())
         .expect("an epoch finished")
 }
 
