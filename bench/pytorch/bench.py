@@ -53,7 +53,7 @@ def median_seconds(step, warmup: int, steps: int, sync) -> float:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("model", choices=models.SPECS)
+    ap.add_argument("model", choices=models.ALL_SPECS)
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     ap.add_argument("--threads", type=int, default=2, help="intra-op threads")
     ap.add_argument("--train-batch", type=int, default=128)

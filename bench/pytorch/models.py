@@ -31,7 +31,10 @@ import torch.nn.functional as F
 import yaml
 
 MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
+# The specs with committed parity fixtures (their order seeds the fixtures' weights).
 SPECS = ("lightvit", "vit", "deit", "cnn")
+# Every spec of the folder, as vit-rs compiles them.
+ALL_SPECS = tuple(sorted(p.stem for p in MODELS_DIR.glob("*.yaml")))
 
 
 def load_spec(name: str) -> dict:
