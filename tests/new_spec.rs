@@ -82,6 +82,25 @@ fn run(cwd: &Path, args: &[&str]) -> String {
     text(&out.stdout)
 }
 
+/// Runs the copy's binary from `cwd`; it must fail with an `error:` line. Returns stderr.
+fn run_fails(cwd: &Path, args: &[&str]) -> String {
+    let bin = target_dir().join("debug").join("vit-runtime");
+    let out = Command::new(&bin)
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("VIT_DATA_DIR")
+        .output()
+        .expect("the built binary runs");
+    let stderr = text(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "vit-runtime {args:?}:\n{stderr}"
+    );
+    assert!(stderr.starts_with("error:"), "{stderr}");
+    stderr
+}
+
 /// A ViT for MNIST that is not among the shipped specs; `heads` 3 does not divide 32.
 fn small_vit(heads: usize) -> String {
     format!(
@@ -284,6 +303,29 @@ fn a_new_spec_file_is_a_model_with_no_rust_edited() {
     let own_data = tmp.path().join("data");
     write_shapes(&own_data);
     let shapes_run = tmp.path().join("runs/shapes");
+    let train_shapes = [
+        "train",
+        "shapes",
+        "--quiet",
+        "--device",
+        "cpu",
+        "--data-dir",
+        own_data.to_str().unwrap(),
+        "--out",
+        shapes_run.to_str().unwrap(),
+    ];
+
+    // A test split without one of the classes is refused, naming it, and writes nothing.
+    let missing = own_data.join("shapes/test/red_square");
+    std::fs::rename(&missing, tmp.path().join("aside")).unwrap();
+    let stderr = run_fails(tmp.path(), &train_shapes);
+    assert!(stderr.contains("red_square"), "{stderr}");
+    assert!(
+        !shapes_run.exists(),
+        "a refused run must not create its directory"
+    );
+    std::fs::rename(tmp.path().join("aside"), &missing).unwrap();
+
     let trained = run(
         tmp.path(),
         &[

@@ -84,15 +84,11 @@ impl<D: SeededDevice> Visitor<D> for Train<'_> {
     }
 }
 
-/// The run directory, created before long work starts.
-fn out_dir(args: &TrainArgs) -> anyhow::Result<PathBuf> {
-    let dir = args
-        .out
+/// The run directory: `--out`, else `runs/<model>` (created by the run once its data loaded).
+fn out_dir(args: &TrainArgs) -> PathBuf {
+    args.out
         .clone()
-        .unwrap_or_else(|| PathBuf::from("runs").join(&args.model));
-    std::fs::create_dir_all(&dir)
-        .with_context(|| format!("cannot create run directory {}", dir.display()))?;
-    Ok(dir)
+        .unwrap_or_else(|| PathBuf::from("runs").join(&args.model))
 }
 
 /// The spec's recipe with the command line's overrides.
@@ -122,7 +118,7 @@ where
     D: SeededDevice,
     M: ImageClassifier<C, H, W, K, D>,
 {
-    let options = run_options::<M>(args, out_dir(args)?);
+    let options = run_options::<M>(args, out_dir(args));
     announce::<M, D>(&options);
     let report = train::train::<M, M, C, H, W, K, D>(&options, None)?;
     finish::<M>(&options, &report)?;
@@ -159,7 +155,7 @@ where
         distillation.alpha,
         distillation.loss
     );
-    let options = run_options::<M>(args, out_dir(args)?);
+    let options = run_options::<M>(args, out_dir(args));
     announce::<M, D>(&options);
     let report = train::train::<M, M::Teacher, C, H, W, K, D>(&options, Some(&teacher))?;
     finish::<M>(&options, &report)?;

@@ -83,10 +83,8 @@ where
     if M::DISTILLATION.is_some() && teacher.is_none() {
         bail!("`{}` distils from a teacher, but none was given", M::NAME);
     }
-    std::fs::create_dir_all(&options.out_dir)
-        .with_context(|| format!("cannot create run directory {}", options.out_dir.display()))?;
-    std::fs::write(options.out_dir.join("spec.yaml"), M::SPEC_YAML)?;
-
+    // The data first: a bad image folder or normalisation fails before the run writes
+    // anything.
     let splits = load_data::<C, H, W, K>(&recipe, options.data_dir.as_deref())?
         .limit(options.limit_train, options.limit_test);
     let classes = splits.classes.clone();
@@ -97,6 +95,9 @@ where
     };
     let train_loader = Loader::new(Arc::new(splits.train), train_config)?;
     let test_loader = Loader::new(Arc::new(splits.test), test_config)?;
+    std::fs::create_dir_all(&options.out_dir)
+        .with_context(|| format!("cannot create run directory {}", options.out_dir.display()))?;
+    std::fs::write(options.out_dir.join("spec.yaml"), M::SPEC_YAML)?;
 
     let mut model = M::build(&D::seeded(recipe.seed)?);
     let mut optimizer = Optimizer::new(recipe.optimizer);
