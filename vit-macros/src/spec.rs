@@ -252,7 +252,10 @@ impl Default for Normalize {
 
 /// `0.5` (every channel) or `[0.485, 0.456, 0.406]` (one per channel).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(untagged, expecting = "a number or a list of numbers, one per channel")]
+#[serde(
+    untagged,
+    expecting = "each value to be one of: a number for every channel, a list of one number per channel"
+)]
 pub enum PerChannel {
     All(f64),
     Each(Vec<f64>),
@@ -315,7 +318,7 @@ pub enum DistillLoss {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(
     untagged,
-    expecting = "`mnist`, `fashion_mnist` or `{ image_folder: PATH, resize: false }`"
+    expecting = "`dataset` to be one of `mnist`, `fashion_mnist`, `{ image_folder: PATH, resize: false }`"
 )]
 pub enum Dataset {
     Named(NamedDataset),

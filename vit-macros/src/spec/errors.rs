@@ -93,6 +93,20 @@ pub(super) fn translate(
     } else {
         at(Locations::value, path)
     };
+    // The `expecting` text of a value with several accepted forms (an untagged enum, which
+    // serde reports at the enclosing section): "`key` to be one of ..." or "each value to
+    // be one of ...".
+    if let Some((subject, forms)) = message.split_once(" to be one of") {
+        let (key_path, subject) = match subject.strip_prefix('`').and_then(|k| k.strip_suffix('`'))
+        {
+            Some(key) => (join(path, key), format!("`{}`", join(path, key))),
+            None => (path.to_owned(), format!("every value of {section}")),
+        };
+        return Diagnostic::new(
+            format!("{subject} must be one of{forms}"),
+            at(Locations::value, &key_path),
+        );
+    }
     Diagnostic::new(format!("invalid YAML: {message}"), span)
 }
 
@@ -298,6 +312,30 @@ train:
             ["write it as `- conv: { in: 1, out: 32, kernel: 3 }`"]
         );
         assert_eq!(d.span, Span::new(6, 7, 4));
+    }
+
+    #[test]
+    fn a_value_of_none_of_the_accepted_forms_names_them() {
+        let text = "name: x\ninput: { channels: 1, height: 28, width: 28 }\nclasses: 10\n\
+            vit: { tokenizer: conv, patch: 4, embed_dim: 8, depth: 1, heads: 2, mlp_ratio: 2, positions: learned }\n\
+            train:\n  dataset: { folder: pets }\n  epochs: 1\n  batch_size: 8\n  optimizer: { kind: adam, lr: 0.1 }\n";
+        let d = parse(text).unwrap_err();
+        assert_eq!(
+            d.message,
+            "`train.dataset` must be one of `mnist`, `fashion_mnist`, `{ image_folder: PATH, resize: false }`"
+        );
+        assert_eq!(d.span, Span::new(6, 12, 16));
+        let text = text.replace(
+            "dataset: { folder: pets }",
+            "dataset: mnist\n  normalize: { mean: [0.5, x] }",
+        );
+        let d = parse(&text).unwrap_err();
+        assert_eq!(
+            d.message,
+            "every value of `train.normalize` must be one of: a number for every channel, \
+             a list of one number per channel"
+        );
+        assert_eq!(d.span.line, 7);
     }
 
     #[test]
