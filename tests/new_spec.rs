@@ -64,15 +64,19 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// Runs the copy's binary from `cwd`; it must succeed. Returns stdout.
-fn run(cwd: &Path, args: &[&str]) -> String {
-    let bin = target_dir().join("debug").join("vit-runtime");
-    let out = Command::new(&bin)
+/// Runs the copy's binary from `cwd`.
+fn binary(cwd: &Path, args: &[&str]) -> Output {
+    Command::new(target_dir().join("debug").join("vit-runtime"))
         .args(args)
         .current_dir(cwd)
         .env_remove("VIT_DATA_DIR")
         .output()
-        .expect("the built binary runs");
+        .expect("the built binary runs")
+}
+
+/// Runs the copy's binary from `cwd`; it must succeed. Returns stdout.
+fn run(cwd: &Path, args: &[&str]) -> String {
+    let out = binary(cwd, args);
     assert!(
         out.status.success(),
         "vit-runtime {args:?} failed:\nstdout:\n{}\nstderr:\n{}",
@@ -84,13 +88,7 @@ fn run(cwd: &Path, args: &[&str]) -> String {
 
 /// Runs the copy's binary from `cwd`; it must fail with an `error:` line. Returns stderr.
 fn run_fails(cwd: &Path, args: &[&str]) -> String {
-    let bin = target_dir().join("debug").join("vit-runtime");
-    let out = Command::new(&bin)
-        .args(args)
-        .current_dir(cwd)
-        .env_remove("VIT_DATA_DIR")
-        .output()
-        .expect("the built binary runs");
+    let out = binary(cwd, args);
     let stderr = text(&out.stderr);
     assert_eq!(
         out.status.code(),

@@ -1,6 +1,6 @@
 //! `eval`: test accuracy, per-class accuracy and confusion matrix of a checkpoint or of
 //! plain weights.
-use super::{default_checkpoint, model_names, with_model, CommonArgs, DeviceCommand};
+use super::{load_model, model_names, with_model, CommonArgs, DeviceCommand};
 use anyhow::bail;
 use clap::Args;
 use std::path::PathBuf;
@@ -50,29 +50,18 @@ impl<D: SeededDevice> Visitor<D> for Eval<'_> {
     {
         let args = self.0;
         let dev = D::seeded(0)?;
-        let (model, origin, trained_on) = match &args.weights {
-            Some(path) => (
-                train::load_weights_for_eval::<M, C, H, W, K, D>(path, &dev)?,
-                format!("weights {}", path.display()),
-                Vec::new(),
-            ),
-            None => {
-                let path = args
-                    .checkpoint
-                    .clone()
-                    .unwrap_or_else(|| default_checkpoint(M::NAME));
-                let (model, state) = train::load_for_eval::<M, C, H, W, K, D>(&path, &dev)?;
-                let origin = format!("{} (epoch {})", path.display(), state.epoch);
-                (model, origin, state.classes)
-            }
-        };
+        let loaded = load_model::<M, C, H, W, K, D>(
+            args.weights.as_deref(),
+            args.checkpoint.as_deref(),
+            &dev,
+        )?;
         let recipe = M::RECIPE;
         let splits = train::load_data::<C, H, W, K>(&recipe, args.common.data_dir.as_deref())?
             .limit(None, args.common.limit_test);
-        if !trained_on.is_empty() && trained_on != splits.classes {
+        if !loaded.classes.is_empty() && loaded.classes != splits.classes {
             bail!(
                 "the checkpoint was trained on the classes [{}], but the test set of {} has [{}]",
-                trained_on.join(", "),
+                loaded.classes.join(", "),
                 recipe.dataset.name(),
                 splits.classes.join(", ")
             );
@@ -82,8 +71,8 @@ impl<D: SeededDevice> Visitor<D> for Eval<'_> {
             ..LoaderConfig::eval(&recipe)
         };
         let loader = Loader::new(Arc::new(splits.test), config)?;
-        let evaluation = train::evaluate::<M, C, H, W, K, D>(&model, &loader, &dev)?;
-        println!("`{}` from {origin}:", M::NAME);
+        let evaluation = train::evaluate::<M, C, H, W, K, D>(&loaded.model, &loader, &dev)?;
+        println!("`{}` from {}:", M::NAME, loaded.origin);
         print!("{}", evaluation.confusion.table(&splits.classes));
         if let (Some(c), Some(d)) = (evaluation.class_head, evaluation.dist_head) {
             println!(

@@ -5,9 +5,9 @@ use anyhow::Context;
 use clap::builder::{PossibleValue, TypedValueParser};
 use clap::error::ErrorKind;
 use clap::Args;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use vit_runtime::device::{DeviceChoice, Resolved, SeededDevice};
-use vit_runtime::model::Visitor;
+use vit_runtime::model::{ImageClassifier, Visitor};
 
 pub mod attention;
 pub mod bench;
@@ -104,6 +104,42 @@ pub struct CommonArgs {
     /// Use only the first N test images.
     #[arg(long)]
     pub limit_test: Option<usize>,
+}
+
+/// A model to evaluate or predict with, and what is known of where it came from.
+pub struct Loaded<M> {
+    pub model: M,
+    /// `weights PATH`, or the checkpoint's path and epoch.
+    pub origin: String,
+    /// The class names the checkpoint recorded; empty for plain weights.
+    pub classes: Vec<String>,
+}
+
+/// `--weights PATH` (plain weights with the model's tensor names), else the checkpoint
+/// `--checkpoint PATH`, else `runs/<model>/checkpoint.safetensors`.
+pub fn load_model<M, const C: usize, const H: usize, const W: usize, const K: usize, D>(
+    weights: Option<&Path>,
+    checkpoint: Option<&Path>,
+    dev: &D,
+) -> anyhow::Result<Loaded<M>>
+where
+    D: SeededDevice,
+    M: ImageClassifier<C, H, W, K, D>,
+{
+    if let Some(path) = weights {
+        return Ok(Loaded {
+            model: vit_runtime::train::load_weights_for_eval::<M, C, H, W, K, D>(path, dev)?,
+            origin: format!("weights {}", path.display()),
+            classes: Vec::new(),
+        });
+    }
+    let path = checkpoint.map_or_else(|| default_checkpoint(M::NAME), Path::to_path_buf);
+    let (model, state) = vit_runtime::train::load_for_eval::<M, C, H, W, K, D>(&path, dev)?;
+    Ok(Loaded {
+        model,
+        origin: format!("{} (epoch {})", path.display(), state.epoch),
+        classes: state.classes,
+    })
 }
 
 /// `runs/<model>/checkpoint.safetensors`: where `train` writes a model's checkpoint by default.

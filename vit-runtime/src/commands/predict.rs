@@ -1,5 +1,5 @@
 //! `predict`: the most likely classes of image files, by a trained model.
-use super::{default_checkpoint, model_names, with_model, DeviceCommand};
+use super::{load_model, model_names, with_model, DeviceCommand};
 use anyhow::bail;
 use clap::Args;
 use serde::Serialize;
@@ -10,7 +10,6 @@ use vit_runtime::device::{DeviceChoice, SeededDevice};
 use vit_runtime::dfdx::prelude::*;
 use vit_runtime::model::{ImageClassifier, Visitor};
 use vit_runtime::recipe::Dataset;
-use vit_runtime::train;
 
 #[derive(Args, Clone, Debug)]
 pub struct PredictArgs {
@@ -108,26 +107,17 @@ impl<D: SeededDevice> Visitor<D> for Predict<'_> {
             .collect::<Result<Vec<_>, _>>()?;
 
         let dev = D::seeded(0)?;
-        let (model, saved_classes) = match &args.weights {
-            Some(path) => (
-                train::load_weights_for_eval::<M, C, H, W, K, D>(path, &dev)?,
-                Vec::new(),
-            ),
-            None => {
-                let path = args
-                    .checkpoint
-                    .clone()
-                    .unwrap_or_else(|| default_checkpoint(M::NAME));
-                let (model, state) = train::load_for_eval::<M, C, H, W, K, D>(&path, &dev)?;
-                (model, state.classes)
-            }
-        };
-        let names = class_names(saved_classes, recipe.dataset, K);
+        let loaded = load_model::<M, C, H, W, K, D>(
+            args.weights.as_deref(),
+            args.checkpoint.as_deref(),
+            &dev,
+        )?;
+        let names = class_names(loaded.classes, recipe.dataset, K);
 
         let norm = Normalizer::new(recipe.normalize, C)?;
         let input: Vec<f32> = pixels.iter().flat_map(|p| norm.apply_image(p)).collect();
         let x = dev.tensor_from_vec(input, (pixels.len(), Const::<C>, Const::<H>, Const::<W>));
-        let logits = model.predict(x).as_vec();
+        let logits = loaded.model.predict(x).as_vec();
         Ok(args
             .images
             .iter()
