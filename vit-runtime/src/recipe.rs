@@ -99,7 +99,7 @@ pub struct Normalize {
 }
 
 impl Normalize {
-    /// The same `mean` and `std` for every channel.
+    /// Mean 0 and std 1 on every channel: pixels scaled to [0, 1] and nothing more.
     pub const IDENTITY: Normalize = Normalize {
         mean: &[0.0],
         std: &[1.0],
