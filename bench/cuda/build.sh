@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds the CUDA binary of vit-runtime on a machine with neither a GPU nor a CUDA install,
-# for the device machine of the `device` tool (CUDA 13 driver, H100/H200: sm_90).
+# to be copied to a GPU machine (CUDA 13 driver; H100/H200: sm_90 by default).
 #
-#   bench/cuda/build.sh            -> target/cuda/vit-runtime (stripped, for `run`'s carry)
+#   bench/cuda/build.sh            -> target/cuda/vit-runtime (stripped, to copy to the GPU machine)
 #
 # The toolkit comes from the Python package registry (the same CUDA 13 libraries PyTorch
 # uses there): nvcc, nvvm and the crt and CCCL headers compile dfdx's kernels; cudart, nvrtc, cublas, curand are linked.

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine (no Rust there): vit-rs's CUDA build against PyTorch eager on the
-# same GPU, every spec, training at batch 128 and 1024. Build first, here, with
-# bench/cuda/build.sh; then, through the `device` tool's `run`, with
-# carry = ["target/cuda/vit-runtime"]:
+# same GPU, every spec, training at batch 128 and 1024. Build first, on any machine, with
+# bench/cuda/build.sh; then copy the repository with target/cuda/vit-runtime to the GPU
+# machine and run there:
 #
 #   bash bench/cuda/run.sh [--steps 20]
 #
@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BINARY=target/cuda/vit-runtime
-[ -x "$BINARY" ] || { echo "$BINARY missing: run bench/cuda/build.sh and carry it" >&2; exit 1; }
+[ -x "$BINARY" ] || { echo "$BINARY missing: build it with bench/cuda/build.sh and copy it here" >&2; exit 1; }
 LIBS=$(python3 - <<'PY'
 import glob, os
 import nvidia
