@@ -409,13 +409,18 @@ fn file_that_is_no_image_at_all_is_a_decode_error() {
     assert!(msg.contains("cannot decode the image"), "{msg}");
 }
 
+/// `$PROPTEST_CASES` if set, else `default`.
+fn cases_or(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 proptest! {
     // 2,000 cases by default; `PROPTEST_CASES=200000` for a long run.
     #![proptest_config(ProptestConfig {
-        cases: std::env::var("PROPTEST_CASES")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(2_000),
+        cases: cases_or(2_000),
         ..ProptestConfig::default()
     })]
 
@@ -461,10 +466,7 @@ proptest! {
 proptest! {
     // Each case writes a file: fewer cases than the in-memory IDX fuzzing above.
     #![proptest_config(ProptestConfig {
-        cases: std::env::var("PROPTEST_CASES")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(300),
+        cases: cases_or(300),
         ..ProptestConfig::default()
     })]
 

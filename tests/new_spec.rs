@@ -324,20 +324,7 @@ fn a_new_spec_file_is_a_model_with_no_rust_edited() {
     );
     std::fs::rename(tmp.path().join("aside"), &missing).unwrap();
 
-    let trained = run(
-        tmp.path(),
-        &[
-            "train",
-            "shapes",
-            "--quiet",
-            "--device",
-            "cpu",
-            "--data-dir",
-            own_data.to_str().unwrap(),
-            "--out",
-            shapes_run.to_str().unwrap(),
-        ],
-    );
+    let trained = run(tmp.path(), &train_shapes);
     let accuracy = final_test_accuracy(&shapes_run);
     assert!(
         accuracy > 0.8,
