@@ -3,11 +3,20 @@ use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+/// What a line of `metrics.jsonl` sums up; written as `"step"` or `"epoch"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordKind {
+    /// Progress within an epoch (every `--log-every` steps).
+    Step,
+    /// A finished epoch, with its test accuracy.
+    Epoch,
+}
+
 /// One line of `metrics.jsonl`: a progress point within an epoch, or an epoch's summary.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Record {
-    /// `"step"` or `"epoch"`.
-    pub kind: String,
+    pub kind: RecordKind,
     pub epoch: usize,
     pub step: u64,
     pub lr: f64,
@@ -165,8 +174,8 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("metrics.jsonl");
         let mut log = MetricsLog::open(&path, 0).unwrap();
-        let record = |kind: &str, epoch| Record {
-            kind: kind.into(),
+        let record = |kind, epoch| Record {
+            kind,
             epoch,
             step: 0,
             lr: 0.0,
@@ -178,12 +187,19 @@ mod tests {
             images_per_sec: 0.0,
             seconds: 0.0,
         };
-        for r in [record("step", 1), record("epoch", 1), record("step", 2)] {
+        for r in [
+            record(RecordKind::Step, 1),
+            record(RecordKind::Epoch, 1),
+            record(RecordKind::Step, 2),
+        ] {
             log.append(&r).unwrap();
         }
         MetricsLog::open(&path, 1).unwrap();
         let kept = MetricsLog::read(&path).unwrap();
-        assert_eq!(kept, vec![record("step", 1), record("epoch", 1)]);
+        assert_eq!(
+            kept,
+            vec![record(RecordKind::Step, 1), record(RecordKind::Epoch, 1)]
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -3,7 +3,7 @@
 //! Each run lives in its own run directory (`<sweep>/lr-0.001/`) with a `sweep-run.json`
 //! naming the settings it was started with, so a sweep run again skips the runs that
 //! finished with the same settings and resumes the ones that were cut off.
-use super::metrics::Record;
+use super::metrics::{Record, RecordKind};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -104,7 +104,7 @@ pub fn prior(dir: &Path, settings: &RunSettings) -> Prior {
     let done = super::metrics::MetricsLog::read(&dir.join(super::METRICS))
         .unwrap_or_default()
         .iter()
-        .filter(|r| r.kind == "epoch")
+        .filter(|r| r.kind == RecordKind::Epoch)
         .map(|r| r.epoch)
         .max()
         .unwrap_or(0);
@@ -146,7 +146,7 @@ pub fn summarise(
 ) -> Option<RunSummary> {
     let points: Vec<(usize, f64)> = epochs
         .iter()
-        .filter(|r| r.kind == "epoch")
+        .filter(|r| r.kind == RecordKind::Epoch)
         .filter_map(|r| r.test_acc.map(|acc| (r.epoch, acc)))
         .collect();
     let &(_, final_acc) = points.last()?;
@@ -218,7 +218,7 @@ mod tests {
 
     fn epoch(epoch: usize, test: f64) -> Record {
         Record {
-            kind: "epoch".into(),
+            kind: RecordKind::Epoch,
             epoch,
             step: 0,
             lr: 0.0,

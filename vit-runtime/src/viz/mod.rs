@@ -46,11 +46,11 @@ fn plot_error(path: &std::path::Path, reason: impl std::fmt::Display) -> PlotErr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::train::metrics::{Confusion, Record};
+    use crate::train::metrics::{Confusion, Record, RecordKind};
 
     fn record(epoch: usize, loss: f64, train: f64, test: f64) -> Record {
         Record {
-            kind: "epoch".into(),
+            kind: RecordKind::Epoch,
             epoch,
             step: epoch as u64 * 10,
             lr: 1e-3,
