@@ -2,8 +2,7 @@
 """Are vit-rs's initial weights drawn from the same distributions as PyTorch's?
 
 For seeds 0..N-1, takes a spec's initial weights from both frameworks: vit-rs's from
-`vit-runtime train <spec> --lr 0` (one step with a learning rate of 0 leaves the weights as
-drawn; the checkpoint holds them), PyTorch's from `bench/pytorch/models.py` after
+`vit-runtime init <spec> --seed S` (the draw `train --seed S` starts from), PyTorch's from `bench/pytorch/models.py` after
 `torch.manual_seed(seed)`. Per tensor, pools the values over the seeds and prints both
 standard deviations and the two-sample Kolmogorov-Smirnov p-value (asymptotic). With many
 tensors, some p-values are small by chance: the smallest of 50 is about 0.02.
@@ -48,12 +47,10 @@ def main():
     rust, torch_ = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         for seed in range(args.seeds):
-            out = Path(tmp) / f"seed{seed}"
-            subprocess.run([args.binary, "train", args.spec, "--seed", str(seed), "--lr", "0",
-                            "--limit-train", "128", "--limit-test", "10", "--epochs", "1",
-                            "--log-every", "0", "--quiet", "--out", out],
+            out = Path(tmp) / f"seed{seed}.safetensors"
+            subprocess.run([args.binary, "init", args.spec, "--seed", str(seed), "--out", out],
                            cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
-            for name, t in load_file(str(out / "checkpoint.safetensors")).items():
+            for name, t in load_file(str(out)).items():
                 if not name.startswith("optimizer."):
                     rust.setdefault(name, []).append(t.ravel())
             torch.manual_seed(seed)

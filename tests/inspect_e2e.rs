@@ -286,9 +286,22 @@ fn bad_sweep_lists_are_clear_errors() {
     };
     assert!(sweep(&[]).contains("nothing to sweep"));
     assert!(sweep(&["--lr", "0.01,0.01"]).contains("lr 0.01 is given twice"));
-    assert!(sweep(&["--lr", "0"]).contains("not a positive learning rate"));
-    assert!(sweep(&["--batch-size", "64,x"]).contains("not a batch size"));
-    assert!(sweep(&["--lr", "0.01", "--epochs", "0"]).contains("not a number of epochs"));
+    let refused = sweep(&["--lr", "0.01,0"]);
+    assert!(
+        refused.contains("'--lr <LR>'")
+            && refused.contains("not a learning rate (a finite number above 0)"),
+        "{refused}"
+    );
+    let refused = sweep(&["--batch-size", "64,x"]);
+    assert!(
+        refused.contains("'--batch-size <BATCH_SIZE>'") && refused.contains("at least 1"),
+        "{refused}"
+    );
+    let refused = sweep(&["--lr", "0.01", "--epochs", "0"]);
+    assert!(
+        refused.contains("'--epochs <EPOCHS>'") && refused.contains("at least 1"),
+        "{refused}"
+    );
     let mut twice = cli(tmp.path(), &["sweep", "lightvit,lightvit"]);
     assert!(fail(&mut twice).contains("model `lightvit` is given twice"));
     assert!(

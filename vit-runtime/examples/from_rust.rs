@@ -4,7 +4,7 @@
 //! Usage: cargo run --release -p vit-runtime --example from_rust [-- DATA_DIR]
 use vit_runtime::dfdx::prelude::*;
 use vit_runtime::model::{ImageClassifier, ModelSpec};
-use vit_runtime::train::{self, RunOptions};
+use vit_runtime::train::{self, Existing, RunOptions};
 
 // `Lightvit<E, D>`, compiled here from the spec (a typo in it fails this build, located in
 // the YAML). A crate of your own does the same with its own `models/` folder, or compiles a
@@ -32,7 +32,8 @@ fn main() -> anyhow::Result<()> {
     let options = RunOptions {
         recipe,
         out_dir: out.clone(),
-        resume: false,
+        // The example's own scratch run: replaced each time the example runs.
+        existing: Existing::Overwrite,
         init_weights: None,
         data_dir: std::env::args().nth(1).map(Into::into),
         limit_train: Some(6000),

@@ -23,6 +23,8 @@ enum Command {
     /// Evaluate a checkpoint (or PyTorch weights) on the test set: accuracy, per-class
     /// accuracy, confusion matrix.
     Eval(commands::eval::EvalArgs),
+    /// Write a model's initial weights (the draw `train --seed S` starts from) to a file.
+    Init(commands::init::InitArgs),
     /// Classify image files with a trained model: the top classes and their probabilities.
     Predict(commands::predict::PredictArgs),
     /// List every compiled spec with its input, classes, parameters, tokens, dims and
@@ -62,6 +64,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train(args) => commands::on_device(&args),
         Command::Eval(args) => commands::on_device(&args),
         Command::Predict(args) => commands::on_device(&args),
+        Command::Init(args) => commands::on_device(&args),
         Command::Bench(args) => commands::on_device(&args),
         Command::Attention(args) => commands::on_device(&args),
         Command::Sweep(args) => commands::on_device(&args),

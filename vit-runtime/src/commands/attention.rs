@@ -1,6 +1,6 @@
 //! `attention`: where a trained ViT's class token looks, over a few test images, as a PNG
 //! grid (one column per rollout or raw setting) and a safetensors file of the numbers.
-use super::{default_checkpoint, model_names, with_model, DeviceCommand};
+use super::{default_checkpoint, flags, model_names, with_model, DeviceCommand};
 use anyhow::{bail, Context};
 use clap::Args;
 use rand::SeedableRng;
@@ -27,7 +27,7 @@ pub struct AttentionArgs {
     #[arg(long, value_delimiter = ',', conflicts_with = "count")]
     images: Vec<usize>,
     /// Without --images: this many test images, drawn at random with --seed.
-    #[arg(long, default_value_t = 6)]
+    #[arg(long, default_value_t = 6, value_parser = flags::at_least_one)]
     count: usize,
     /// Seed of the random choice of --count images.
     #[arg(long, default_value_t = 0)]
@@ -355,7 +355,7 @@ fn choose_images(args: &AttentionArgs, test: &Split, dataset: &str) -> anyhow::R
         }
         return Ok(args.images.clone());
     }
-    if args.count == 0 || args.count > len {
+    if args.count > len {
         bail!(
             "--count {} must be between 1 and the {len} test images",
             args.count

@@ -1,5 +1,5 @@
 //! `bench`: training and inference throughput and peak memory on random inputs.
-use super::{model_names, with_model, DeviceCommand};
+use super::{flags, model_names, with_model, DeviceCommand};
 use clap::Args;
 use vit_runtime::bench::{measure, BenchConfig, BenchReport};
 use vit_runtime::device::{DeviceChoice, SeededDevice};
@@ -15,16 +15,16 @@ pub struct BenchArgs {
     #[arg(long, value_enum, default_value = "auto")]
     device: DeviceChoice,
     /// Batch size of the timed training steps (forward, loss, backward, optimiser update).
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 128, value_parser = flags::at_least_one)]
     train_batch: usize,
     /// Batch size of the timed inference passes.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = flags::at_least_one)]
     infer_batch: usize,
     /// Untimed steps before measuring (allocator and caches warm up).
     #[arg(long, default_value_t = 3)]
     warmup: usize,
     /// Timed steps; the median is reported.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 20, value_parser = flags::at_least_one)]
     steps: usize,
     /// Print one JSON line instead of a sentence (for `bench/compare.py`).
     #[arg(long)]
@@ -43,9 +43,6 @@ impl DeviceCommand for BenchArgs {
             warmup: self.warmup,
             steps: self.steps,
         };
-        if config.train_batch == 0 || config.infer_batch == 0 || config.steps == 0 {
-            anyhow::bail!("--train-batch, --infer-batch and --steps must be at least 1");
-        }
         let report = with_model::<D, _>(&self.model, Bench(config))??;
         if self.json {
             println!("{}", serde_json::to_string(&report)?);

@@ -13,6 +13,8 @@ pub mod attention;
 pub mod bench;
 pub mod data;
 pub mod eval;
+pub mod flags;
+pub mod init;
 pub mod models;
 pub mod predict;
 pub mod sweep;
@@ -101,8 +103,8 @@ pub struct CommonArgs {
     /// (default: $VIT_DATA_DIR, else `data`).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// Use only the first N test images.
-    #[arg(long)]
+    /// Use only the first N test images (at least 1).
+    #[arg(long, value_parser = flags::at_least_one)]
     pub limit_test: Option<usize>,
 }
 

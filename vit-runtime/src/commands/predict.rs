@@ -1,6 +1,5 @@
 //! `predict`: the most likely classes of image files, by a trained model.
-use super::{load_model, model_names, with_model, DeviceCommand};
-use anyhow::bail;
+use super::{flags, load_model, model_names, with_model, DeviceCommand};
 use clap::Args;
 use serde::Serialize;
 use std::path::PathBuf;
@@ -29,7 +28,7 @@ pub struct PredictArgs {
     #[arg(long, value_name = "PATH", conflicts_with = "checkpoint")]
     weights: Option<PathBuf>,
     /// How many classes to list per image, most likely first.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = flags::at_least_one)]
     top: usize,
     /// Print one JSON document (an array with one object per image) instead of lines.
     #[arg(long)]
@@ -45,9 +44,6 @@ impl DeviceCommand for PredictArgs {
     }
 
     fn run<D: SeededDevice>(&self) -> anyhow::Result<()> {
-        if self.top == 0 {
-            bail!("--top must be at least 1");
-        }
         let predictions = with_model::<D, _>(&self.model, Predict(self))??;
         if self.json {
             println!("{}", serde_json::to_string_pretty(&predictions)?);

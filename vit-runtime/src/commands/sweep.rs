@@ -1,7 +1,7 @@
 //! `sweep`: one ordinary `train` run per model, learning rate and batch size, then one plot
 //! of their test accuracy per epoch and a table naming the best.
 use super::train::{Train, TrainArgs};
-use super::{model_names, with_model, CommonArgs, DeviceCommand};
+use super::{flags, model_names, with_model, CommonArgs, DeviceCommand};
 use anyhow::{bail, Context};
 use clap::Args;
 use std::path::{Path, PathBuf};
@@ -11,7 +11,7 @@ use vit_runtime::model::{ImageClassifier, Visitor};
 use vit_runtime::recipe::Recipe;
 use vit_runtime::train::metrics::MetricsLog;
 use vit_runtime::train::sweep::{self, Prior, RunFile, RunSettings, RunSummary, SweepPoint};
-use vit_runtime::train::METRICS;
+use vit_runtime::train::{run_dir, Existing, RunDir, METRICS};
 use vit_runtime::viz::{self, SweepSeries};
 
 #[derive(Args, Clone)]
@@ -21,21 +21,21 @@ pub struct SweepArgs {
     #[arg(value_parser = model_names(), value_delimiter = ',', num_args = 1.., required = true)]
     models: Vec<String>,
     /// Learning rates to try, e.g. `0.01,0.001,0.0001`: one run each.
-    #[arg(long, value_delimiter = ',', value_parser = parse_lr)]
+    #[arg(long, value_delimiter = ',', value_parser = flags::learning_rate)]
     lr: Vec<f64>,
     /// Batch sizes to try, e.g. `64,128`; with --lr, every combination is run.
-    #[arg(long, value_delimiter = ',', value_parser = parse_batch_size)]
+    #[arg(long, value_delimiter = ',', value_parser = flags::at_least_one)]
     batch_size: Vec<usize>,
     /// Epochs of every run (spec: `train.epochs`).
-    #[arg(long, value_parser = parse_epochs)]
+    #[arg(long, value_parser = flags::at_least_one)]
     epochs: Option<usize>,
     /// Seed of every run (spec: `train.seed`): the runs differ only in the swept values.
     #[arg(long)]
     seed: Option<u64>,
     #[command(flatten)]
     common: CommonArgs,
-    /// Train on the first N training images only.
-    #[arg(long)]
+    /// Train on the first N training images only (at least 1).
+    #[arg(long, value_parser = flags::at_least_one)]
     limit_train: Option<usize>,
     /// Sweep directory: a run directory per value (`lr-0.001/`...; with several models
     /// `<model>/` or `<model>/lr-0.001/`), `sweep.png` and `summary.txt` (default:
@@ -51,33 +51,11 @@ pub struct SweepArgs {
     /// No progress bars (per-epoch lines are still printed).
     #[arg(long)]
     quiet: bool,
-    /// Train every run again, even one that finished with the same settings (by default it
-    /// is reused, and one that was cut off is resumed).
+    /// Train every run again, replacing what its directory holds (by default a run that
+    /// finished with the same settings is reused, one that was cut off is resumed, and a
+    /// directory holding a run of other settings is refused before anything starts).
     #[arg(long)]
     fresh: bool,
-}
-
-fn parse_lr(s: &str) -> Result<f64, String> {
-    match s.trim().parse::<f64>() {
-        Ok(lr) if lr.is_finite() && lr > 0.0 => Ok(lr),
-        _ => Err(format!("`{s}` is not a positive learning rate")),
-    }
-}
-
-fn parse_epochs(s: &str) -> Result<usize, String> {
-    match s.trim().parse::<usize>() {
-        Ok(n) if n > 0 => Ok(n),
-        _ => Err(format!(
-            "`{s}` is not a number of epochs (a whole number >= 1)"
-        )),
-    }
-}
-
-fn parse_batch_size(s: &str) -> Result<usize, String> {
-    match s.trim().parse::<usize>() {
-        Ok(b) if b > 0 => Ok(b),
-        _ => Err(format!("`{s}` is not a batch size (a whole number >= 1)")),
-    }
 }
 
 impl DeviceCommand for SweepArgs {
@@ -106,8 +84,7 @@ impl<D: SeededDevice> Visitor<D> for RecipeOf {
 
 /// One run of the sweep: a model and the values it is trained with.
 struct Run {
-    model: String,
-    point: SweepPoint,
+    settings: RunSettings,
     epochs: usize,
     label: String,
     dir: PathBuf,
@@ -146,10 +123,18 @@ fn runs<D: SeededDevice>(args: &SweepArgs, dir: &Path) -> anyhow::Result<Vec<Run
                     dir.join(model).join(point.dir_name()),
                 ),
             };
-            runs.push(Run {
+            let epochs = args.epochs.unwrap_or(recipe.epochs);
+            let settings = RunSettings {
                 model: model.clone(),
                 point: *point,
-                epochs: args.epochs.unwrap_or(recipe.epochs),
+                epochs,
+                seed: args.seed,
+                limit_train: args.limit_train,
+                limit_test: args.common.limit_test,
+            };
+            runs.push(Run {
+                settings,
+                epochs,
                 label,
                 dir: run_dir,
             });
@@ -164,8 +149,9 @@ fn run<D: SeededDevice>(args: &SweepArgs) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| PathBuf::from("runs").join(format!("sweep-{}", args.models.join("-"))));
     let runs = runs::<D>(args, &dir)?;
-    std::fs::create_dir_all(&dir)
-        .with_context(|| format!("cannot create sweep directory {}", dir.display()))?;
+    // One sweep at a time in a directory; each of its runs also locks its own.
+    let _lock = RunDir::claim(&dir, Existing::Resume)?;
+    refuse_other_settings(args, &runs)?;
 
     let mut summaries = Vec::new();
     let mut failures = Vec::new();
@@ -177,15 +163,7 @@ fn run<D: SeededDevice>(args: &SweepArgs) -> anyhow::Result<()> {
             run.label,
             run.dir.display()
         );
-        let settings = RunSettings {
-            model: run.model.clone(),
-            point: run.point,
-            epochs: run.epochs,
-            seed: args.seed,
-            limit_train: args.limit_train,
-            limit_test: args.common.limit_test,
-        };
-        let (seconds, reused, stopped) = match train_one::<D>(args, &settings, &run.dir)? {
+        let (seconds, reused, stopped) = match train_one::<D>(args, &run.settings, &run.dir)? {
             Outcome::Reused(seconds) => (seconds, true, None),
             Outcome::Trained(seconds) => (Some(seconds), false, None),
             Outcome::Stopped(error) => {
@@ -208,6 +186,31 @@ fn run<D: SeededDevice>(args: &SweepArgs) -> anyhow::Result<()> {
     }
     let epochs = runs.iter().map(|r| r.epochs).max().unwrap_or(1);
     report::<D>(args, &dir, epochs, &summaries, &failures)
+}
+
+/// Refuses, before any run starts, a sweep whose run directories hold runs of other
+/// settings (another epoch count, seed or limit): they are replaced only with --fresh.
+fn refuse_other_settings(args: &SweepArgs, runs: &[Run]) -> anyhow::Result<()> {
+    if args.fresh {
+        return Ok(());
+    }
+    let taken: Vec<String> = runs
+        .iter()
+        .filter(|run| {
+            sweep::prior(&run.dir, &run.settings) == Prior::None && run_dir::holds_run(&run.dir)
+        })
+        .map(|run| run.dir.display().to_string())
+        .collect();
+    if !taken.is_empty() {
+        bail!(
+            "{} already hold{} a run with other settings: --fresh trains {} again, or choose \
+             another --out",
+            taken.join(", "),
+            if taken.len() == 1 { "s" } else { "" },
+            if taken.len() == 1 { "it" } else { "them" },
+        );
+    }
+    Ok(())
 }
 
 /// What became of one run.
@@ -236,15 +239,6 @@ fn train_one<D: SeededDevice>(
     }
     std::fs::create_dir_all(run_dir)
         .with_context(|| format!("cannot create run directory {}", run_dir.display()))?;
-    if prior == Prior::None {
-        // A log of other settings must not be read as this run's if training fails early.
-        match std::fs::remove_file(run_dir.join(METRICS)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(e).context("cannot remove the old metrics log")
-            }
-            _ => {}
-        }
-    }
     let mut file = RunFile {
         settings: settings.clone(),
         seconds: None,
@@ -260,6 +254,8 @@ fn train_one<D: SeededDevice>(
         seed: args.seed,
         out: Some(run_dir.to_path_buf()),
         resume: prior == Prior::Unfinished,
+        // A run of other settings is only here with --fresh (see refuse_other_settings).
+        overwrite: args.fresh,
         limit_train: args.limit_train,
         teacher: args.teacher.clone(),
         weights: None,

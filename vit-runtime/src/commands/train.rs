@@ -1,12 +1,12 @@
 //! `train`: a run of a spec's recipe, with the command line's overrides; a distilled model
 //! first finds (or trains) its teacher.
-use super::{model_names, with_model, CommonArgs, DeviceCommand};
+use super::{flags, model_names, with_model, CommonArgs, DeviceCommand};
 use anyhow::Context;
 use clap::Args;
 use std::path::{Path, PathBuf};
 use vit_runtime::device::{DeviceChoice, SeededDevice};
 use vit_runtime::model::{ImageClassifier, ModelSpec, Visitor};
-use vit_runtime::train::{self, RunOptions, RunReport};
+use vit_runtime::train::{self, Existing, RunOptions, RunReport};
 
 #[derive(Args, Clone, Debug)]
 pub struct TrainArgs {
@@ -15,32 +15,38 @@ pub struct TrainArgs {
     pub model: String,
     #[command(flatten)]
     pub common: CommonArgs,
-    /// Number of epochs (spec: `train.epochs`).
-    #[arg(long)]
+    /// Number of epochs, at least 1 (spec: `train.epochs`).
+    #[arg(long, value_parser = flags::at_least_one)]
     pub epochs: Option<usize>,
-    /// Base learning rate (spec: `train.optimizer.lr`).
-    #[arg(long)]
+    /// Base learning rate, above 0 (spec: `train.optimizer.lr`).
+    #[arg(long, value_parser = flags::learning_rate)]
     pub lr: Option<f64>,
-    /// Images per training batch (spec: `train.batch_size`).
-    #[arg(long)]
+    /// Images per training batch, at least 1 (spec: `train.batch_size`).
+    #[arg(long, value_parser = flags::at_least_one)]
     pub batch_size: Option<usize>,
     /// Seed of initialisation, data order, augmentation and dropout (spec: `train.seed`).
     #[arg(long)]
     pub seed: Option<u64>,
     /// Run directory for the metrics log, checkpoint and plots (default: `runs/<model>`).
+    /// A directory that already holds a run is refused unless --resume or --overwrite is
+    /// given, and one run at a time writes to a directory.
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Continue from the run directory's checkpoint (same seed, same data order and schedule).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "overwrite")]
     pub resume: bool,
+    /// Replace the run in the run directory: its checkpoint, log and plots are removed
+    /// once the new run's data have loaded.
+    #[arg(long)]
+    pub overwrite: bool,
     /// Start from these weights instead of a random init: a safetensors file with the
     /// model's timm tensor names, such as `safetensors.torch.save_file(model.state_dict(),
     /// PATH)` of a model of bench/pytorch/models.py, or a vit-rs checkpoint. With
     /// --resume, a checkpoint in the run directory takes precedence.
     #[arg(long, value_name = "PATH")]
     pub weights: Option<PathBuf>,
-    /// Train on the first N training images only (smoke runs).
-    #[arg(long)]
+    /// Train on the first N training images only (smoke runs; at least 1).
+    #[arg(long, value_parser = flags::at_least_one)]
     pub limit_train: Option<usize>,
     /// DeiT: the teacher's weights, a vit-rs checkpoint or a safetensors file with the
     /// teacher's timm tensor names (default: `runs/<teacher>/checkpoint.safetensors`, trained
@@ -53,6 +59,17 @@ pub struct TrainArgs {
     /// No progress bars (per-epoch lines are still printed).
     #[arg(long)]
     pub quiet: bool,
+}
+
+impl TrainArgs {
+    /// What `--resume` / `--overwrite` ask for a run directory that holds a run.
+    fn existing(&self) -> Existing {
+        match (self.resume, self.overwrite) {
+            (true, _) => Existing::Resume,
+            (false, true) => Existing::Overwrite,
+            (false, false) => Existing::Refuse,
+        }
+    }
 }
 
 impl DeviceCommand for TrainArgs {
@@ -101,7 +118,7 @@ fn run_options<M: ModelSpec>(args: &TrainArgs, out: PathBuf) -> RunOptions {
     RunOptions {
         recipe,
         out_dir: out,
-        resume: args.resume,
+        existing: args.existing(),
         init_weights: args.weights.clone(),
         data_dir: args.common.data_dir.clone(),
         limit_train: args.limit_train,
@@ -201,6 +218,7 @@ where
         lr: None,
         batch_size: None,
         resume: true,
+        overwrite: false,
         teacher: None,
         weights: None,
         ..args.clone()

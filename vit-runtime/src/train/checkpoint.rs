@@ -123,7 +123,8 @@ where
     write_atomically(path, &serialized)
 }
 
-/// Writes `bytes` next to `path`, syncs, then renames over `path`.
+/// Writes `bytes` next to `path`, syncs, then renames over `path`; on failure the
+/// temporary file is removed and `path` is left as it was.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
     use std::io::Write;
     let err = |source| CheckpointError::Write {
@@ -134,10 +135,16 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError
         std::fs::create_dir_all(dir).map_err(err)?;
     }
     let tmp = path.with_extension("tmp");
-    let mut file = std::fs::File::create(&tmp).map_err(err)?;
-    file.write_all(bytes).map_err(err)?;
-    file.sync_all().map_err(err)?;
-    std::fs::rename(&tmp, path).map_err(err)
+    let written = std::fs::File::create(&tmp).and_then(|mut file| {
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    });
+    if written.is_err() {
+        // A half-written file is of no use, and `path` still holds the last good one.
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written.map_err(err)
 }
 
 /// Loads weights (and, if given, the optimiser state) from `path` into `model`.

@@ -7,24 +7,32 @@
 //! from the checkpoint of epoch `e - 1` redoes epoch `e` exactly as it would have run.
 
 pub mod checkpoint;
+mod evaluate;
 pub mod loss;
 pub mod metrics;
 pub mod optim;
+pub mod run_dir;
 pub mod schedule;
+mod step;
 pub mod sweep;
 
-use crate::data::{self, Loader, LoaderConfig};
+pub use evaluate::{
+    evaluate, load_data, load_for_eval, load_weights_for_eval, warn_unused, Evaluation,
+};
+pub use run_dir::{Existing, RunDir};
+pub use step::training_loss;
+
+use crate::data::{Loader, LoaderConfig};
 use crate::device::SeededDevice;
-use crate::model::{Heads, ImageClassifier};
-use crate::nn::Mode;
+use crate::model::ImageClassifier;
 use crate::recipe::Recipe;
 use anyhow::{bail, Context};
 use checkpoint::State;
 use dfdx::prelude::*;
 use indicatif::{ProgressBar, ProgressStyle};
-use metrics::{Confusion, MetricsLog, Record};
+use metrics::{Confusion, MetricsLog, Record, RecordKind};
 use optim::Optimizer;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -33,8 +41,9 @@ use std::time::Instant;
 pub struct RunOptions {
     pub recipe: Recipe,
     pub out_dir: PathBuf,
-    /// Continue from `out_dir/checkpoint.safetensors` if it exists.
-    pub resume: bool,
+    /// What to do if `out_dir` already holds a run: refuse, resume from its checkpoint
+    /// (from scratch if it has none), or replace it.
+    pub existing: Existing,
     /// Start from these weights (any safetensors file with the model's tensor names,
     /// see [`checkpoint::load_weights`]) instead of the seed's random init; a checkpoint
     /// to resume from takes precedence.
@@ -69,6 +78,10 @@ fn epoch_seed(seed: u64, epoch: usize) -> u64 {
 }
 
 /// Trains `M` as `options` say, distilling from `teacher` when `M` is a distilled model.
+///
+/// The run directory is claimed first (one writer; an earlier run is refused unless
+/// resumed or overwritten), then the data are loaded, and only then is anything written:
+/// a bad image folder or normalisation fails with the directory as it was.
 pub fn train<M, Teacher, const C: usize, const H: usize, const W: usize, const K: usize, D>(
     options: &RunOptions,
     teacher: Option<&Teacher>,
@@ -83,27 +96,103 @@ where
     if M::DISTILLATION.is_some() && teacher.is_none() {
         bail!("`{}` distils from a teacher, but none was given", M::NAME);
     }
-    // The data first: a bad image folder or normalisation fails before the run writes
-    // anything.
-    let splits = load_data::<C, H, W, K>(&recipe, options.data_dir.as_deref())?
-        .limit(options.limit_train, options.limit_test);
-    let classes = splits.classes.clone();
-    let train_config = LoaderConfig::train(&recipe);
-    let test_config = LoaderConfig {
-        batch_size: 500,
-        ..LoaderConfig::eval(&recipe)
-    };
-    let train_loader = Loader::new(Arc::new(splits.train), train_config)?;
-    let test_loader = Loader::new(Arc::new(splits.test), test_config)?;
-    std::fs::create_dir_all(&options.out_dir)
-        .with_context(|| format!("cannot create run directory {}", options.out_dir.display()))?;
-    std::fs::write(options.out_dir.join("spec.yaml"), M::SPEC_YAML)?;
+    let dir = RunDir::claim(&options.out_dir, options.existing)?;
+    let data = RunData::load::<C, H, W, K>(options)?;
+    if options.existing == Existing::Overwrite {
+        dir.clear()?;
+    }
+    let spec = dir.path().join(run_dir::SPEC);
+    std::fs::write(&spec, M::SPEC_YAML)
+        .with_context(|| format!("cannot write {}", spec.display()))?;
 
+    let mut progress = start::<M, C, H, W, K, D>(options)?;
+    let mut log = MetricsLog::open(&dir.path().join(METRICS), progress.done)?;
+    let mut teacher = teacher.cloned();
+    let mut confusion = None;
+    for epoch in progress.done + 1..=recipe.epochs {
+        let dev = D::seeded(epoch_seed(recipe.seed, epoch))?;
+        progress.model = progress.model.to_device(&dev);
+        teacher = teacher.map(|t| t.to_device(&dev));
+        let totals = train_epoch(
+            &mut progress,
+            teacher.as_ref(),
+            &data,
+            epoch,
+            &dev,
+            options,
+            &mut log,
+        )?;
+        let eval = evaluate::<M, C, H, W, K, D>(&progress.model, &data.test, &dev)?;
+        finish_epoch::<M, C, H, W, K, D>(&progress, &totals, &eval, &data, options, &mut log)?;
+        confusion = Some(eval.confusion);
+    }
+    let confusion = match confusion {
+        Some(c) => c,
+        None => {
+            let dev = D::seeded(recipe.seed)?;
+            evaluate::<M, C, H, W, K, D>(&progress.model, &data.test, &dev)?.confusion
+        }
+    };
+    let epochs = MetricsLog::read(&dir.path().join(METRICS))?
+        .into_iter()
+        .filter(|r| r.kind == RecordKind::Epoch)
+        .collect();
+    Ok(RunReport {
+        epochs,
+        classes: data.classes,
+        confusion,
+        checkpoint: dir.path().join(CHECKPOINT),
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// The loaders of a run and its class names.
+struct RunData {
+    train: Loader,
+    test: Loader,
+    classes: Vec<String>,
+}
+
+impl RunData {
+    fn load<const C: usize, const H: usize, const W: usize, const K: usize>(
+        options: &RunOptions,
+    ) -> anyhow::Result<RunData> {
+        let recipe = &options.recipe;
+        let splits = load_data::<C, H, W, K>(recipe, options.data_dir.as_deref())?
+            .limit(options.limit_train, options.limit_test);
+        let test_config = LoaderConfig {
+            batch_size: 500,
+            ..LoaderConfig::eval(recipe)
+        };
+        Ok(RunData {
+            classes: splits.classes.clone(),
+            train: Loader::new(Arc::new(splits.train), LoaderConfig::train(recipe))?,
+            test: Loader::new(Arc::new(splits.test), test_config)?,
+        })
+    }
+}
+
+/// The model and optimiser of a run, and how many epochs they have done.
+struct Progress<M> {
+    model: M,
+    optimizer: Optimizer,
+    done: usize,
+}
+
+/// A fresh model (the seed's init, or `--weights`), or the checkpoint's when resuming.
+fn start<M, const C: usize, const H: usize, const W: usize, const K: usize, D>(
+    options: &RunOptions,
+) -> anyhow::Result<Progress<M>>
+where
+    D: SeededDevice,
+    M: ImageClassifier<C, H, W, K, D>,
+{
+    let recipe = &options.recipe;
     let mut model = M::build(&D::seeded(recipe.seed)?);
     let mut optimizer = Optimizer::new(recipe.optimizer);
     let checkpoint_path = options.out_dir.join(CHECKPOINT);
-    let mut done = 0;
-    if options.resume && checkpoint_path.exists() {
+    let resume = options.existing == Existing::Resume;
+    if resume && checkpoint_path.exists() {
         let state = checkpoint::load(&checkpoint_path, &mut model, M::NAME, Some(&mut optimizer))?;
         if state.seed != recipe.seed {
             bail!(
@@ -114,289 +203,196 @@ where
                 state.seed
             );
         }
-        done = state.epoch;
         println!(
-            "resuming `{}` after epoch {done} from {}",
+            "resuming `{}` after epoch {} from {}",
             M::NAME,
+            state.epoch,
             checkpoint_path.display()
         );
-    } else {
-        if options.resume {
-            println!(
-                "no checkpoint in {}: starting from scratch",
-                options.out_dir.display()
-            );
-        }
-        if let Some(path) = &options.init_weights {
-            let unused = checkpoint::load_weights(path, &mut model, M::NAME)?;
-            println!("initial weights of `{}` from {}", M::NAME, path.display());
-            warn_unused(path, &unused);
-        }
+        return Ok(Progress {
+            model,
+            optimizer,
+            done: state.epoch,
+        });
     }
-    let mut log = MetricsLog::open(&options.out_dir.join(METRICS), done)?;
-
-    let steps_per_epoch = train_loader.len();
-    let total_steps = steps_per_epoch * recipe.epochs;
-    let mut teacher = teacher.cloned();
-    let mut confusion = None;
-    for epoch in done + 1..=recipe.epochs {
-        let dev = D::seeded(epoch_seed(recipe.seed, epoch))?;
-        model = model.to_device(&dev);
-        teacher = teacher.map(|t| t.to_device(&dev));
-        let epoch_started = Instant::now();
-        let bar = progress_bar(
-            options.progress,
-            steps_per_epoch as u64,
-            format!("{} {epoch}/{}", M::NAME, recipe.epochs),
+    if resume {
+        println!(
+            "no checkpoint in {}: starting from scratch",
+            options.out_dir.display()
         );
-        let mut grads = model.alloc_grads();
-        let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
-        let mut lr = recipe.optimizer.lr;
-        for (index, batch) in train_loader.epoch(epoch - 1).enumerate() {
-            let batch = batch?;
-            let step = (epoch - 1) * steps_per_epoch + index;
-            lr = schedule::lr_at(
-                recipe.schedule,
-                recipe.optimizer.lr,
-                step,
-                steps_per_epoch,
-                total_steps,
-            );
-            let x = batch.images::<D, C, H, W>(&dev)?;
-            let y = batch.one_hot::<D, K>(&dev)?;
-            let (loss, predicted) = training_loss(&model, teacher.as_ref(), x, y, grads);
-            correct += count_correct(&predicted, batch.labels());
-            seen += batch.len();
-            let value = loss.as_vec()[0] as f64;
-            if !value.is_finite() {
-                bar.abandon();
-                bail!(
-                    "loss became {value} at epoch {epoch}, step {}: training stopped. {}",
-                    index + 1,
-                    if done > 0 || epoch > 1 {
-                        format!(
-                            "The last good checkpoint {} is kept.",
-                            checkpoint_path.display()
-                        )
-                    } else {
-                        "No checkpoint had been written yet.".to_string()
-                    }
-                );
-            }
-            loss_sum += value;
-            grads = loss.backward();
-            optimizer.update(&mut model, &grads, lr);
-            model.zero_grads(&mut grads);
-            let elapsed = epoch_started.elapsed().as_secs_f64();
-            let record = Record {
-                kind: "step".into(),
-                epoch,
-                step: optimizer.step,
-                lr,
-                loss: loss_sum / (index + 1) as f64,
-                train_acc: correct as f64 / seen as f64,
-                test_acc: None,
-                test_acc_class_head: None,
-                test_acc_dist_head: None,
-                images_per_sec: seen as f64 / elapsed,
-                seconds: elapsed,
-            };
-            bar.set_message(format!(
-                "loss {:.4} acc {:.2}% {:.0} img/s",
-                record.loss,
-                100.0 * record.train_acc,
-                record.images_per_sec
-            ));
-            bar.inc(1);
-            if options.log_every > 0 && (index + 1) % options.log_every == 0 {
-                log.append(&record)?;
-            }
-        }
-        bar.finish_and_clear();
-        let train_seconds = epoch_started.elapsed().as_secs_f64();
-        let eval = evaluate::<M, C, H, W, K, D>(&model, &test_loader, &dev)?;
-        let record = Record {
-            kind: "epoch".into(),
-            epoch,
-            step: optimizer.step,
-            lr,
-            loss: loss_sum / steps_per_epoch.max(1) as f64,
-            train_acc: correct as f64 / seen.max(1) as f64,
-            test_acc: Some(eval.confusion.accuracy()),
-            test_acc_class_head: eval.class_head,
-            test_acc_dist_head: eval.dist_head,
-            images_per_sec: seen as f64 / train_seconds,
-            seconds: epoch_started.elapsed().as_secs_f64(),
-        };
-        log.append(&record)?;
-        let state = State {
-            spec: M::NAME.into(),
-            epoch,
-            step: optimizer.step,
-            seed: recipe.seed,
-            classes: classes.clone(),
-        };
-        checkpoint::save(
-            &checkpoint_path,
-            &model,
-            Some(&optimizer),
-            &state,
-            M::SPEC_YAML,
-        )?;
-        println!("{}", epoch_line(&record, recipe.epochs));
-        confusion = Some(eval.confusion);
     }
-    let confusion = match confusion {
-        Some(c) => c,
-        None => {
-            evaluate::<M, C, H, W, K, D>(&model, &test_loader, &D::seeded(recipe.seed)?)?.confusion
-        }
-    };
-    let epochs = MetricsLog::read(&options.out_dir.join(METRICS))?
-        .into_iter()
-        .filter(|r| r.kind == "epoch")
-        .collect();
-    Ok(RunReport {
-        epochs,
-        classes,
-        confusion,
-        checkpoint: checkpoint_path,
-        seconds: started.elapsed().as_secs_f64(),
+    if let Some(path) = &options.init_weights {
+        let unused = checkpoint::load_weights(path, &mut model, M::NAME)?;
+        println!("initial weights of `{}` from {}", M::NAME, path.display());
+        warn_unused(path, &unused);
+    }
+    Ok(Progress {
+        model,
+        optimizer,
+        done: 0,
     })
 }
 
-/// The train and test splits of the recipe's data set, as a `C x H x W`, `K`-class model
-/// takes them.
-pub fn load_data<const C: usize, const H: usize, const W: usize, const K: usize>(
-    recipe: &Recipe,
-    data_dir: Option<&Path>,
-) -> Result<data::Splits, data::DataError> {
-    let shape = data::ImageShape {
-        channels: C,
-        height: H,
-        width: W,
-    };
-    data::load(recipe.dataset, data_dir, shape, K)
+/// What the training steps of one epoch add up to.
+struct EpochTotals {
+    epoch: usize,
+    loss_sum: f64,
+    correct: usize,
+    seen: usize,
+    steps: usize,
+    /// The learning rate of the epoch's last step.
+    lr: f64,
+    started: Instant,
+    train_seconds: f64,
 }
 
-/// The forward half of a training step: the loss to minimise and the predicted classes.
-///
-/// The teacher sees the same (augmented) batch in evaluation mode, through an untracked
-/// copy of `x`: its logits are constants of the loss, so no gradient can reach it.
-pub fn training_loss<
-    M,
-    Teacher,
-    const C: usize,
-    const H: usize,
-    const W: usize,
-    const K: usize,
-    D,
->(
-    model: &M,
+impl EpochTotals {
+    fn record(&self, kind: RecordKind, step: u64, seconds: f64) -> Record {
+        Record {
+            kind,
+            epoch: self.epoch,
+            step,
+            lr: self.lr,
+            loss: self.loss_sum / self.steps.max(1) as f64,
+            train_acc: self.correct as f64 / self.seen.max(1) as f64,
+            test_acc: None,
+            test_acc_class_head: None,
+            test_acc_dist_head: None,
+            images_per_sec: self.seen as f64 / seconds,
+            seconds,
+        }
+    }
+}
+
+/// Runs the training steps of epoch `epoch` (1-based), logging every `log_every` steps.
+fn train_epoch<M, Teacher, const C: usize, const H: usize, const W: usize, const K: usize, D>(
+    progress: &mut Progress<M>,
     teacher: Option<&Teacher>,
-    x: Tensor<(usize, Const<C>, Const<H>, Const<W>), f32, D>,
-    labels: Tensor<(usize, Const<K>), f32, D>,
-    grads: Gradients<f32, D>,
-) -> (Tensor<Rank0, f32, D, OwnedTape<f32, D>>, Vec<usize>)
+    data: &RunData,
+    epoch: usize,
+    dev: &D,
+    options: &RunOptions,
+    log: &mut MetricsLog,
+) -> anyhow::Result<EpochTotals>
 where
     D: SeededDevice,
     M: ImageClassifier<C, H, W, K, D>,
     Teacher: ImageClassifier<C, H, W, K, D>,
 {
-    let teacher_logits = teacher.map(|t| t.predict(x.clone()));
-    let heads = model.heads(x.traced(grads), Mode::Train);
-    let predicted = predictions(&heads);
-    let loss = objective::<M, C, H, W, K, D>(heads, labels, teacher_logits.as_ref());
-    (loss, predicted)
-}
-
-/// The loss to minimise: cross-entropy, or DeiT's distillation objective.
-fn objective<M, const C: usize, const H: usize, const W: usize, const K: usize, D>(
-    heads: Heads<usize, K, D, OwnedTape<f32, D>>,
-    labels: Tensor<(usize, Const<K>), f32, D>,
-    teacher: Option<&Tensor<(usize, Const<K>), f32, D>>,
-) -> Tensor<Rank0, f32, D, OwnedTape<f32, D>>
-where
-    D: SeededDevice,
-    M: ImageClassifier<C, H, W, K, D>,
-{
-    match (heads.distill, M::DISTILLATION, teacher) {
-        (Some(dist), Some(d), Some(teacher)) => {
-            loss::distillation(heads.class, dist, labels, teacher, d.loss, d.alpha)
-        }
-        // A second head without a teacher learns the labels too.
-        (Some(dist), _, _) => {
-            (loss::cross_entropy(heads.class, labels.clone()) + loss::cross_entropy(dist, labels))
-                * 0.5
-        }
-        (None, _, _) => loss::cross_entropy(heads.class, labels),
-    }
-}
-
-/// Predicted classes of a forward pass (DeiT: of its averaged heads).
-fn predictions<const K: usize, D: Device<f32>, T: Tape<f32, D>>(
-    heads: &Heads<usize, K, D, T>,
-) -> Vec<usize> {
-    let mut logits = heads.class.retaped::<NoneTape>().as_vec();
-    if let Some(dist) = &heads.distill {
-        for (a, b) in logits.iter_mut().zip(dist.retaped::<NoneTape>().as_vec()) {
-            *a = (*a + b) / 2.0;
-        }
-    }
-    logits.chunks(K).map(loss::argmax).collect()
-}
-
-fn count_correct(predicted: &[usize], labels: &[u8]) -> usize {
-    predicted
-        .iter()
-        .zip(labels)
-        .filter(|(p, l)| **p == usize::from(**l))
-        .count()
-}
-
-/// Test-set results of a model.
-#[derive(Debug, Clone)]
-pub struct Evaluation {
-    /// Of the inference prediction (DeiT: averaged heads).
-    pub confusion: Confusion,
-    /// DeiT only: accuracy of each head alone.
-    pub class_head: Option<f64>,
-    pub dist_head: Option<f64>,
-}
-
-/// Accuracy and confusion matrix of `model` on every batch of `loader`, in evaluation mode.
-pub fn evaluate<M, const C: usize, const H: usize, const W: usize, const K: usize, D>(
-    model: &M,
-    loader: &Loader,
-    dev: &D,
-) -> anyhow::Result<Evaluation>
-where
-    D: SeededDevice,
-    M: ImageClassifier<C, H, W, K, D>,
-{
-    let mut confusion = Confusion::new(K);
-    let (mut class_correct, mut dist_correct) = (0usize, 0usize);
-    for batch in loader.epoch(0) {
+    let recipe = &options.recipe;
+    let steps_per_epoch = data.train.len();
+    let total_steps = steps_per_epoch * recipe.epochs;
+    let bar = progress_bar(
+        options.progress,
+        steps_per_epoch as u64,
+        format!("{} {epoch}/{}", M::NAME, recipe.epochs),
+    );
+    let mut totals = EpochTotals {
+        epoch,
+        loss_sum: 0.0,
+        correct: 0,
+        seen: 0,
+        steps: 0,
+        lr: recipe.optimizer.lr,
+        started: Instant::now(),
+        train_seconds: 0.0,
+    };
+    let mut grads = progress.model.alloc_grads();
+    for (index, batch) in data.train.epoch(epoch - 1).enumerate() {
         let batch = batch?;
-        let heads = model.eval_heads(batch.images::<D, C, H, W>(dev)?);
-        for (p, &l) in predictions(&heads).iter().zip(batch.labels()) {
-            confusion.add(usize::from(l), *p);
-        }
-        if let Some(dist) = &heads.distill {
-            let single = |t: &Tensor<(usize, Const<K>), f32, D>| {
-                t.as_vec().chunks(K).map(loss::argmax).collect::<Vec<_>>()
+        let step = (epoch - 1) * steps_per_epoch + index;
+        totals.lr = schedule::lr_at(
+            recipe.schedule,
+            recipe.optimizer.lr,
+            step,
+            steps_per_epoch,
+            total_steps,
+        );
+        let x = batch.images::<D, C, H, W>(dev)?;
+        let y = batch.one_hot::<D, K>(dev)?;
+        let (loss, predicted) = training_loss(&progress.model, teacher, x, y, grads);
+        let value = loss.as_vec()[0] as f64;
+        if !value.is_finite() {
+            bar.abandon();
+            let kept = match epoch > 1 {
+                true => format!(
+                    "The last good checkpoint {} is kept.",
+                    options.out_dir.join(CHECKPOINT).display()
+                ),
+                false => "No checkpoint had been written yet.".to_string(),
             };
-            class_correct += count_correct(&single(&heads.class), batch.labels());
-            dist_correct += count_correct(&single(dist), batch.labels());
+            bail!(
+                "loss became {value} at epoch {epoch}, step {}: training stopped. {kept}",
+                index + 1
+            );
+        }
+        totals.correct += evaluate::count_correct(&predicted, batch.labels());
+        totals.seen += batch.len();
+        totals.loss_sum += value;
+        totals.steps += 1;
+        grads = loss.backward();
+        progress
+            .optimizer
+            .update(&mut progress.model, &grads, totals.lr);
+        progress.model.zero_grads(&mut grads);
+        let elapsed = totals.started.elapsed().as_secs_f64();
+        let record = totals.record(RecordKind::Step, progress.optimizer.step, elapsed);
+        bar.set_message(format!(
+            "loss {:.4} acc {:.2}% {:.0} img/s",
+            record.loss,
+            100.0 * record.train_acc,
+            record.images_per_sec
+        ));
+        bar.inc(1);
+        if options.log_every > 0 && totals.steps.is_multiple_of(options.log_every) {
+            log.append(&record)?;
         }
     }
-    let distilled = M::DISTILLATION.is_some();
-    let total = confusion.total().max(1) as f64;
-    Ok(Evaluation {
-        confusion,
-        class_head: distilled.then(|| class_correct as f64 / total),
-        dist_head: distilled.then(|| dist_correct as f64 / total),
-    })
+    bar.finish_and_clear();
+    totals.train_seconds = totals.started.elapsed().as_secs_f64();
+    Ok(totals)
+}
+
+/// Saves the epoch's checkpoint, then logs and prints its record: the log never claims
+/// an epoch whose checkpoint failed to save.
+fn finish_epoch<M, const C: usize, const H: usize, const W: usize, const K: usize, D>(
+    progress: &Progress<M>,
+    totals: &EpochTotals,
+    eval: &Evaluation,
+    data: &RunData,
+    options: &RunOptions,
+    log: &mut MetricsLog,
+) -> anyhow::Result<()>
+where
+    D: SeededDevice,
+    M: ImageClassifier<C, H, W, K, D>,
+{
+    let mut record = totals.record(
+        RecordKind::Epoch,
+        progress.optimizer.step,
+        totals.train_seconds,
+    );
+    record.seconds = totals.started.elapsed().as_secs_f64();
+    record.test_acc = Some(eval.confusion.accuracy());
+    record.test_acc_class_head = eval.class_head;
+    record.test_acc_dist_head = eval.dist_head;
+    let state = State {
+        spec: M::NAME.into(),
+        epoch: totals.epoch,
+        step: progress.optimizer.step,
+        seed: options.recipe.seed,
+        classes: data.classes.clone(),
+    };
+    checkpoint::save(
+        &options.out_dir.join(CHECKPOINT),
+        &progress.model,
+        Some(&progress.optimizer),
+        &state,
+        M::SPEC_YAML,
+    )?;
+    log.append(&record)?;
+    println!("{}", epoch_line(&record, options.recipe.epochs));
+    Ok(())
 }
 
 fn progress_bar(enabled: bool, len: u64, prefix: String) -> ProgressBar {
@@ -432,46 +428,4 @@ pub fn epoch_line(r: &Record, epochs: usize) -> String {
         r.images_per_sec,
         r.seconds
     )
-}
-
-/// Says which tensors of a weight file a model did not use (a sign of a naming mismatch).
-pub fn warn_unused(path: &Path, unused: &[String]) {
-    if !unused.is_empty() {
-        eprintln!(
-            "warning: {} tensor(s) of {} are not part of the model: {}",
-            unused.len(),
-            path.display(),
-            unused.join(", ")
-        );
-    }
-}
-
-/// Loads a checkpoint for evaluation, checking it belongs to `M`.
-pub fn load_for_eval<M, const C: usize, const H: usize, const W: usize, const K: usize, D>(
-    path: &Path,
-    dev: &D,
-) -> anyhow::Result<(M, State)>
-where
-    D: SeededDevice,
-    M: ImageClassifier<C, H, W, K, D>,
-{
-    let mut model = M::build(dev);
-    let state = checkpoint::load(path, &mut model, M::NAME, None)?;
-    Ok((model, state))
-}
-
-/// Builds `M` with the weights of any safetensors file that names them as `M` does (a
-/// PyTorch `state_dict`, a vit-rs checkpoint), for evaluation.
-pub fn load_weights_for_eval<M, const C: usize, const H: usize, const W: usize, const K: usize, D>(
-    path: &Path,
-    dev: &D,
-) -> anyhow::Result<M>
-where
-    D: SeededDevice,
-    M: ImageClassifier<C, H, W, K, D>,
-{
-    let mut model = M::build(dev);
-    let unused = checkpoint::load_weights(path, &mut model, M::NAME)?;
-    warn_unused(path, &unused);
-    Ok(model)
 }
