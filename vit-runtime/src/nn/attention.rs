@@ -129,7 +129,7 @@ where
     fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
         visitor: &mut V,
     ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
-        use super::patches::uniform_fan_in;
+        use super::init::uniform_fan_in;
         visitor.visit_fields(
             (
                 Self::tensor(

@@ -98,11 +98,7 @@ where
             E: Dtype + num_traits::Float + rand_distr::uniform::SampleUniform,
             D: Device<E>,
         {
-            let b = E::ONE
-                / E::from_usize(CI * K * K)
-                    .expect("fan-in fits the dtype")
-                    .sqrt();
-            t.try_fill_with_distr(rand_distr::Uniform::new(-b, b))
+            super::init::fill_uniform_fan_in(t, CI * K * K)
         }
         visitor.visit_fields(
             (

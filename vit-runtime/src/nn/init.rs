@@ -32,3 +32,29 @@ where
     t.copy_from(&values);
     Ok(())
 }
+
+/// PyTorch's default init of conv and linear layers, U(-1/sqrt(fan_in), 1/sqrt(fan_in)),
+/// for a fan-in known as a constant (a linear map's input width).
+pub(crate) fn uniform_fan_in<S: Shape, E, D, const FAN_IN: usize>(
+    t: &mut Tensor<S, E, D>,
+) -> Result<(), D::Err>
+where
+    E: Dtype + num_traits::Float + rand_distr::uniform::SampleUniform,
+    D: Device<E>,
+{
+    fill_uniform_fan_in(t, FAN_IN)
+}
+
+/// PyTorch's default init of conv and linear layers with fan-in `fan_in` (a conv's
+/// `in_channels * kernel * kernel`, which stable Rust cannot write as a const argument).
+pub(crate) fn fill_uniform_fan_in<S: Shape, E, D>(
+    t: &mut Tensor<S, E, D>,
+    fan_in: usize,
+) -> Result<(), D::Err>
+where
+    E: Dtype + num_traits::Float + rand_distr::uniform::SampleUniform,
+    D: Device<E>,
+{
+    let b = E::one() / E::from(fan_in).expect("fan-in fits the dtype").sqrt();
+    t.try_fill_with_distr(rand_distr::Uniform::new(-b, b))
+}

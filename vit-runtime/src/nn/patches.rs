@@ -4,6 +4,7 @@
 //! `(channel, row, column)` order and apply one `(DIM, PD)` matrix: that *is* a conv
 //! with stride = kernel, done as one matmul instead of a sliding window. They differ
 //! only in how the matrix is stored (and named), see [`PatchProjection`].
+use super::init::uniform_fan_in;
 use dfdx::nn::modules::Linear;
 use dfdx::prelude::*;
 
@@ -81,18 +82,6 @@ impl<const C: usize, const P: usize, const PD: usize, const DIM: usize, D: Devic
     fn bias(&self) -> &Tensor<Rank1<DIM>, f32, D> {
         &self.bias
     }
-}
-
-/// PyTorch's default init for conv and linear layers: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
-pub(crate) fn uniform_fan_in<S: Shape, E, D, const FAN_IN: usize>(
-    t: &mut Tensor<S, E, D>,
-) -> Result<(), D::Err>
-where
-    E: Dtype + num_traits::Float + rand_distr::uniform::SampleUniform,
-    D: Device<E>,
-{
-    let b = E::ONE / E::from_usize(FAN_IN).expect("fan-in fits the dtype").sqrt();
-    t.try_fill_with_distr(rand_distr::Uniform::new(-b, b))
 }
 
 impl<const C: usize, const P: usize, const PD: usize, const DIM: usize, E, D> TensorCollection<E, D>
