@@ -85,7 +85,6 @@ impl<D: SeededDevice> Visitor<D> for RecipeOf {
 /// One run of the sweep: a model and the values it is trained with.
 struct Run {
     settings: RunSettings,
-    epochs: usize,
     label: String,
     dir: PathBuf,
 }
@@ -123,18 +122,16 @@ fn runs<D: SeededDevice>(args: &SweepArgs, dir: &Path) -> anyhow::Result<Vec<Run
                     dir.join(model).join(point.dir_name()),
                 ),
             };
-            let epochs = args.epochs.unwrap_or(recipe.epochs);
             let settings = RunSettings {
                 model: model.clone(),
                 point: *point,
-                epochs,
+                epochs: args.epochs.unwrap_or(recipe.epochs),
                 seed: args.seed,
                 limit_train: args.limit_train,
                 limit_test: args.common.limit_test,
             };
             runs.push(Run {
                 settings,
-                epochs,
                 label,
                 dir: run_dir,
             });
@@ -184,7 +181,7 @@ fn run<D: SeededDevice>(args: &SweepArgs) -> anyhow::Result<()> {
         }
         summaries.extend(summary);
     }
-    let epochs = runs.iter().map(|r| r.epochs).max().unwrap_or(1);
+    let epochs = runs.iter().map(|r| r.settings.epochs).max().unwrap_or(1);
     report::<D>(args, &dir, epochs, &summaries, &failures)
 }
 
