@@ -163,7 +163,7 @@ pub fn emit(model: &Model, vit: &Vit, ty: &Ident, teacher: Option<&Model>) -> To
             use ::vit_runtime::dfdx::prelude::*;
 
             #collection
-            use ::vit_runtime::nn::attention::AttentionMaps;
+            use ::vit_runtime::nn::AttentionMaps;
 
             /// Learned tokens and positions: truncated normal with the spec's `init_std`.
             #[allow(dead_code)]

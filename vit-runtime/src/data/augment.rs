@@ -7,7 +7,8 @@
 
 use rand::Rng;
 
-use super::{DataError, ImageShape};
+use super::error::DataError;
+use super::shape::ImageShape;
 use crate::recipe::{Augment, Normalize};
 
 /// Where one example is cropped and whether it is flipped: the random draws, kept apart

@@ -7,7 +7,7 @@
 use dfdx::shapes::Const;
 use dfdx::tensor::{Tensor, TensorFromVec};
 
-use super::DataError;
+use super::error::DataError;
 
 /// A batch of images on a device: `(batch, C, H, W)`.
 pub type ImageTensor<const C: usize, const H: usize, const W: usize, D> =

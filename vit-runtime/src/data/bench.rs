@@ -4,7 +4,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{DataError, DataSource, ImageShape, Loader, LoaderConfig, Split, Splits};
+use super::error::DataError;
+use super::loader::{Loader, LoaderConfig};
+use super::shape::ImageShape;
+use super::source::DataSource;
+use super::split::{Split, Splits};
 use crate::recipe::{Augment, Dataset, Normalize};
 
 /// The ViT recipes' training augmentation: `RandomCrop(28, padding=2)`, flip,

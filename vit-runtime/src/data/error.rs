@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use super::ImageShape;
+use super::shape::ImageShape;
 
 /// Errors of the data module.
 #[derive(Debug, thiserror::Error)]

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use flate2::read::MultiGzDecoder;
 use sha2::{Digest, Sha256};
 
-use super::DataError;
+use super::error::DataError;
 
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 const DTYPE_U8: u8 = 0x08;

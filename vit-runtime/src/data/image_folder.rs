@@ -29,8 +29,10 @@ use rayon::prelude::*;
 pub use decode::read_image;
 
 use self::layout::SplitFiles;
+use super::error::DataError;
 use super::report::{DataReport, FolderReport, FolderSplitReport};
-use super::{DataError, ImageShape, Split, Splits, MAX_CLASSES};
+use super::shape::ImageShape;
+use super::split::{Split, Splits, MAX_CLASSES};
 use crate::recipe::Dataset;
 
 /// Reads the image folder at `root` (already resolved against the data dir) as the model

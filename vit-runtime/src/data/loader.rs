@@ -15,7 +15,9 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::augment::{self, Normalizer, Transform};
-use super::{Batch, DataError, Split};
+use super::batch::Batch;
+use super::error::DataError;
+use super::split::Split;
 use crate::recipe::{Augment, Normalize, Recipe};
 
 /// Stream tags keeping the shuffle and augmentation generators independent.
@@ -335,7 +337,7 @@ mod tests {
             .flat_map(|i| (0..3u8).flat_map(move |c| [i + 100 * c; 4]))
             .collect();
         let labels = (0..n).map(|i| i % 3).collect();
-        let shape = crate::data::ImageShape {
+        let shape = crate::data::shape::ImageShape {
             channels: 3,
             height: 2,
             width: 2,

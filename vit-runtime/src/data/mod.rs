@@ -56,8 +56,8 @@ pub use image_folder::read_image;
 pub use loader::{Epoch, Loader, LoaderConfig};
 pub use report::{DataReport, FileReport, FolderReport, FolderSplitReport, Origin};
 pub use shape::ImageShape;
-pub use source::{DataSource, Splits, DATA_DIR_ENV};
-pub use split::{Split, MAX_CLASSES, NUM_CLASSES};
+pub use source::{DataSource, DATA_DIR_ENV};
+pub use split::{Split, Splits, MAX_CLASSES, NUM_CLASSES};
 
 use crate::recipe::Dataset;
 

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use super::ImageShape;
+use super::shape::ImageShape;
 use crate::recipe::Dataset;
 
 /// How many class names a report prints before it summarises the rest.

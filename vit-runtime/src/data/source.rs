@@ -12,10 +12,13 @@
 use std::path::{Path, PathBuf};
 use std::thread;
 
+use super::error::DataError;
 use super::files::{self, IdxDataset, OfficialFile};
 use super::idx::{self, IdxFile};
 use super::report::{DataReport, FileReport, Origin};
-use super::{fetch, image_folder, DataError, ImageShape, Split, NUM_CLASSES};
+use super::shape::ImageShape;
+use super::split::{Split, Splits, NUM_CLASSES};
+use super::{fetch, image_folder};
 use crate::recipe::Dataset;
 
 /// Environment variable overriding the default data dir (`data`).
@@ -248,30 +251,5 @@ fn not_found(
     DataError::NotFound {
         dataset: dataset.name(),
         help,
-    }
-}
-
-/// Train and test splits of a data set, with where they came from.
-#[derive(Debug, Clone)]
-pub struct Splits {
-    pub train: Split,
-    pub test: Split,
-    /// Class `i` is `classes[i]`: MNIST's digits, Fashion-MNIST's names, or an image
-    /// folder's folder names.
-    pub classes: Vec<String>,
-    pub report: DataReport,
-}
-
-impl Splits {
-    /// Keeps the first `train` / `test` examples (the CLI's `--limit-train`,
-    /// `--limit-test`); `None` keeps a split whole.
-    pub fn limit(mut self, train: Option<usize>, test: Option<usize>) -> Self {
-        if let Some(n) = train {
-            self.train.truncate(n);
-        }
-        if let Some(n) = test {
-            self.test.truncate(n);
-        }
-        self
     }
 }

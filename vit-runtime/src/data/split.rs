@@ -7,8 +7,10 @@
 
 use std::path::Path;
 
+use super::error::DataError;
 use super::idx::{self, IdxFile, IdxKind};
-use super::{DataError, ImageShape};
+use super::report::DataReport;
+use super::shape::ImageShape;
 
 /// Every data set of the MNIST family has ten classes.
 pub const NUM_CLASSES: usize = 10;
@@ -189,6 +191,31 @@ fn first_out_of_range(labels: &[u8], classes: usize) -> Option<(usize, u8)> {
         .enumerate()
         .find(|(_, &l)| usize::from(l) >= classes)
         .map(|(i, &l)| (i, l))
+}
+
+/// Train and test splits of a data set, with where they came from.
+#[derive(Debug, Clone)]
+pub struct Splits {
+    pub train: Split,
+    pub test: Split,
+    /// Class `i` is `classes[i]`: MNIST's digits, Fashion-MNIST's names, or an image
+    /// folder's folder names.
+    pub classes: Vec<String>,
+    pub report: DataReport,
+}
+
+impl Splits {
+    /// Keeps the first `train` / `test` examples (the CLI's `--limit-train`,
+    /// `--limit-test`); `None` keeps a split whole.
+    pub fn limit(mut self, train: Option<usize>, test: Option<usize>) -> Self {
+        if let Some(n) = train {
+            self.train.truncate(n);
+        }
+        if let Some(n) = test {
+            self.test.truncate(n);
+        }
+        self
+    }
 }
 
 #[cfg(test)]

@@ -1,13 +1,10 @@
 //! Multi-head self-attention that also hands back its attention weights
 //! (dfdx's `MultiHeadAttention` does not), in the two layouts the specs use.
-use super::kernels::Kernels;
-use super::{dropout, linear, Mode};
+use super::functional::{dropout, linear};
+use super::kernels::Mode;
+use super::kernels::{AttentionMaps, Kernels};
 use dfdx::nn::modules::Linear;
 use dfdx::prelude::*;
-
-/// Post-softmax attention weights of one block: `(batch, heads, tokens, tokens)`.
-pub type AttentionMaps<B, const H: usize, const S: usize, D> =
-    Tensor<(B, Const<H>, Const<S>, Const<S>), f32, D>;
 
 /// What an attention layer's forward pass needs besides its tensors.
 #[derive(Debug, Clone, Copy)]

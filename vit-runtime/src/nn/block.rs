@@ -1,7 +1,10 @@
 //! The pre-norm encoder block:
 //! `x + drop_path(attn(norm1(x)))`, then `x + drop_path(mlp(norm2(x)))`.
-use super::attention::{AttentionMaps, AttentionOptions, SelfAttention};
-use super::{Activation, LayerNorm, Mlp, Mode};
+use super::attention::{AttentionOptions, SelfAttention};
+use super::functional::Activation;
+use super::kernels::{AttentionMaps, Mode};
+use super::mlp::Mlp;
+use super::norm::LayerNorm;
 use dfdx::prelude::*;
 
 /// What a block's forward pass needs besides its tensors (all from the spec).
@@ -63,7 +66,7 @@ where
 impl<const DIM: usize, const H: usize, const HIDDEN: usize, Attn, D>
     EncoderBlock<DIM, H, HIDDEN, Attn, f32, D>
 where
-    D: super::Kernels,
+    D: super::kernels::Kernels,
     Attn: SelfAttention<DIM, H, D>,
 {
     /// `(B, S, DIM) -> (B, S, DIM)`, plus this block's attention maps if asked for.
@@ -123,7 +126,7 @@ pub fn drop_path<B: Dim, S: Dim, M: Dim, D: Device<f32>, T: Tape<f32, D>>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::FusedAttention;
+    use crate::nn::attention::FusedAttention;
 
     const B: usize = 2;
     const S: usize = 5;

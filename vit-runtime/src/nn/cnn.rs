@@ -6,6 +6,7 @@
 //! by concatenation, the `K*K` shifted, strided windows stacked into an im2col matrix, and
 //! one matmul). Pooling reduces the same stacked windows with a max or a mean. vit-macros computes every output size and passes it in as a const
 //! parameter; the `CHECK` consts prove the sizes consistent at compile time.
+use super::kernels::composite::windows;
 use super::kernels::{Epilogue, Kernels, Window};
 use dfdx::prelude::*;
 
@@ -168,77 +169,6 @@ impl<
             Const::<WO>,
         ))
     }
-}
-
-/// A `(B, C, H, W)` tensor with dynamic dims, as the window helpers use it.
-type Maps<D, T> = Tensor<(usize, usize, usize, usize), f32, D, T>;
-
-/// Zero-pads `x` by `(top, bottom, left, right)` rows/columns, by concatenation (so it is
-/// differentiable and runs on every device).
-fn pad<D: Device<f32>, T: Tape<f32, D>>(
-    x: Maps<D, T>,
-    (top, bottom, left, right): (usize, usize, usize, usize),
-) -> Maps<D, T> {
-    let dev = x.device().clone();
-    let zeros = |shape: (usize, usize, usize, usize)| dev.zeros_like(&shape).retaped::<T>();
-    let mut x = x;
-    let (b, c, _, w) = *x.shape();
-    if top > 0 {
-        x = (zeros((b, c, top, w)), x).concat_along(Axis::<2>);
-    }
-    if bottom > 0 {
-        x = (x, zeros((b, c, bottom, w))).concat_along(Axis::<2>);
-    }
-    let h = x.shape().2;
-    if left > 0 {
-        x = (zeros((b, c, h, left)), x).concat_along(Axis::<3>);
-    }
-    if right > 0 {
-        x = (x, zeros((b, c, h, right))).concat_along(Axis::<3>);
-    }
-    x
-}
-
-/// The `K*K` views a `K x K` window with `stride` and zero `padding` visits, in (row, column)
-/// order: view `(ky, kx)` is `padded[.., .., ky + stride*i, kx + stride*j]` for `i < HO, j < WO`.
-pub(crate) fn windows<D: Device<f32>, T: Tape<f32, D>>(
-    x: Maps<D, T>,
-    k: usize,
-    stride: usize,
-    padding: usize,
-    (ho, wo): (usize, usize),
-) -> Vec<Maps<D, T>> {
-    let (_, _, h, w) = *x.shape();
-    // Strided views are cut as `stride*HO` rows then subsampled, so the last window may
-    // need a few zero rows beyond PyTorch's padding; they are never selected.
-    let need = |size: usize, out: usize| (k - 1 + stride * out).saturating_sub(size + 2 * padding);
-    let x = pad(
-        x,
-        (
-            padding,
-            padding + need(h, ho),
-            padding,
-            padding + need(w, wo),
-        ),
-    );
-    let (b, c, _, _) = *x.shape();
-    let view = |x: Maps<D, T>, i: usize| {
-        let (ky, kx) = (i / k, i % k);
-        let cut = super::own_source(x).slice((.., .., ky..ky + stride * ho, kx..kx + stride * wo));
-        if stride == 1 {
-            return cut;
-        }
-        cut.reshape_like(&(b, c, ho, stride, wo, stride))
-            .slice((.., .., .., 0..1, .., 0..1))
-            .reshape_like(&(b, c, ho, wo))
-    };
-    // Every view but the last gets an empty tape; the last takes `x`'s, and the tapes
-    // merge again where the views are stacked.
-    let mut views: Vec<_> = (0..k * k - 1)
-        .map(|i| view(x.with_empty_tape(), i))
-        .collect();
-    views.push(view(x, k * k - 1));
-    views
 }
 
 /// Max or average pooling without padding, `(B, C, HI, WI) -> (B, C, HO, WO)`

@@ -1,5 +1,6 @@
 //! The transformer MLP: `fc1 -> activation -> dropout -> fc2 -> dropout` (timm's `Mlp`).
-use super::{dropout, linear, Activation, Mode};
+use super::functional::{dropout, linear, Activation};
+use super::kernels::Mode;
 use dfdx::nn::modules::Linear;
 use dfdx::prelude::*;
 
@@ -29,7 +30,7 @@ where
     }
 }
 
-impl<const DIM: usize, const HIDDEN: usize, D: super::Kernels> Mlp<DIM, HIDDEN, f32, D> {
+impl<const DIM: usize, const HIDDEN: usize, D: super::kernels::Kernels> Mlp<DIM, HIDDEN, f32, D> {
     pub fn forward<B: Dim, S: Dim, T: Tape<f32, D>>(
         &self,
         x: Tensor<(B, S, Const<DIM>), f32, D, T>,

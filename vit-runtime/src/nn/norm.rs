@@ -36,7 +36,7 @@ impl<const M: usize, E: Dtype, D: Device<E>> TensorCollection<E, D> for LayerNor
     }
 }
 
-impl<const M: usize, D: super::Kernels> LayerNorm<M, f32, D> {
+impl<const M: usize, D: super::kernels::Kernels> LayerNorm<M, f32, D> {
     /// Normalises each token of a `(batch, tokens, M)` tensor.
     pub fn forward<B: Dim, S: Dim, T: Tape<f32, D>>(
         &self,

@@ -152,7 +152,7 @@ impl<
     };
 
     /// `(B, C, H, W) -> (B, N, DIM)`.
-    pub fn forward<B: Dim, D: super::Kernels, T: Tape<f32, D>>(
+    pub fn forward<B: Dim, D: super::kernels::Kernels, T: Tape<f32, D>>(
         &self,
         x: Tensor<(B, Const<C>, Const<H>, Const<W>), f32, D, T>,
     ) -> Tensor<(B, Const<N>, Const<DIM>), f32, D, T>
@@ -161,7 +161,7 @@ impl<
     {
         let () = Self::CHECK;
         let patches = extract_patches::<B, C, H, W, P, N, PD, D, T>(x);
-        super::linear_rows(patches, self.proj.matrix::<T>(), self.proj.bias())
+        super::functional::linear_rows(patches, self.proj.matrix::<T>(), self.proj.bias())
     }
 }
 

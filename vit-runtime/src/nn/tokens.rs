@@ -25,7 +25,7 @@ pub fn token_at<B: Dim, const S: usize, const DIM: usize, D: Device<f32>, T: Tap
 ) -> Tensor<(B, Const<DIM>), f32, D, T> {
     let b = x.shape().0;
     // DeiT slices the class and the distillation token out of the same tensor.
-    super::own_source(x)
+    super::kernels::composite::own_source(x)
         .slice((.., index..index + 1, ..))
         .reshape_like(&(b, Const::<DIM>))
 }

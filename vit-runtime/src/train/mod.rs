@@ -19,7 +19,7 @@ pub mod sweep;
 pub use evaluate::{
     evaluate, load_data, load_for_eval, load_weights_for_eval, warn_unused, Evaluation,
 };
-pub use run_dir::{Existing, RunDir};
+pub use run_dir::{Existing, RunDir, CHECKPOINT, METRICS};
 pub use step::training_loss;
 
 use crate::data::{Loader, LoaderConfig};
@@ -67,9 +67,6 @@ pub struct RunReport {
     pub checkpoint: PathBuf,
     pub seconds: f64,
 }
-
-pub const CHECKPOINT: &str = "checkpoint.safetensors";
-pub const METRICS: &str = "metrics.jsonl";
 
 /// Seed of the device that runs epoch `epoch` (1-based) of a run seeded with `seed`.
 fn epoch_seed(seed: u64, epoch: usize) -> u64 {

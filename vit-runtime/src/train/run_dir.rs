@@ -11,14 +11,18 @@ use std::path::{Path, PathBuf};
 
 /// The files a run writes; [`Existing::Overwrite`] removes them before the new run starts.
 pub const ARTEFACTS: [&str; 7] = [
-    super::CHECKPOINT,
-    super::METRICS,
+    CHECKPOINT,
+    METRICS,
     SPEC,
     CURVES,
     CONFUSION_PLOT,
     CONFUSION_TABLE,
     "checkpoint.tmp",
 ];
+/// The model's weights and the optimizer's state, written atomically every epoch.
+pub const CHECKPOINT: &str = "checkpoint.safetensors";
+/// One JSON record per logged step and per epoch.
+pub const METRICS: &str = "metrics.jsonl";
 /// The spec the run was trained from, as compiled.
 pub const SPEC: &str = "spec.yaml";
 /// Loss and accuracy per epoch.
@@ -163,7 +167,7 @@ pub fn holds_run(dir: &Path) -> bool {
 }
 
 fn run_files(dir: &Path) -> Vec<&'static str> {
-    [super::CHECKPOINT, super::METRICS]
+    [CHECKPOINT, METRICS]
         .into_iter()
         .filter(|name| dir.join(name).exists())
         .collect()
@@ -209,7 +213,7 @@ mod tests {
     #[test]
     fn a_directory_with_a_run_is_refused_unless_resumed_or_overwritten() {
         let tmp = tempfile::tempdir().unwrap();
-        std::fs::write(tmp.path().join(super::super::METRICS), "{}\n").unwrap();
+        std::fs::write(tmp.path().join(super::METRICS), "{}\n").unwrap();
         let error = RunDir::claim(tmp.path(), Existing::Refuse).unwrap_err();
         assert!(
             matches!(&error, RunDirError::HoldsRun { found, .. } if found == &["metrics.jsonl"]),

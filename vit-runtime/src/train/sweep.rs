@@ -101,14 +101,14 @@ pub fn prior(dir: &Path, settings: &RunSettings) -> Prior {
     if file.settings != *settings {
         return Prior::None;
     }
-    let done = super::metrics::MetricsLog::read(&dir.join(super::METRICS))
+    let done = super::metrics::MetricsLog::read(&dir.join(super::run_dir::METRICS))
         .unwrap_or_default()
         .iter()
         .filter(|r| r.kind == RecordKind::Epoch)
         .map(|r| r.epoch)
         .max()
         .unwrap_or(0);
-    if done >= settings.epochs && dir.join(super::CHECKPOINT).exists() {
+    if done >= settings.epochs && dir.join(super::run_dir::CHECKPOINT).exists() {
         Prior::Finished {
             seconds: file.seconds,
         }

@@ -1,6 +1,6 @@
 //! The attention grid: one row per image (its label, the image, then one heat map per
 //! column setting), column headers, and a colour bar saying what the colours mean.
-use super::{plot_error, register_font, PlotError};
+use super::base::{plot_error, register_font, PlotError};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};

@@ -1,5 +1,5 @@
 //! The confusion matrix as a heat map with class names and per-class accuracy.
-use super::{plot_error, register_font, PlotError};
+use super::base::{plot_error, register_font, PlotError};
 use crate::train::metrics::Confusion;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};

@@ -1,5 +1,5 @@
 //! Loss and accuracy per epoch, one PNG with two panels.
-use super::{plot_error, register_font, PlotError};
+use super::base::{plot_error, register_font, PlotError};
 use crate::train::metrics::Record;
 use plotters::prelude::*;
 use std::path::Path;

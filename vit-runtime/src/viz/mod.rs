@@ -5,43 +5,16 @@
 //! render the same everywhere, without a system font library.
 
 pub mod attention;
+mod base;
 pub mod confusion;
 pub mod curves;
 pub mod sweep;
 
-use std::sync::Once;
-
 pub use attention::{plot_attention, AttentionGrid, GridRow};
+pub use base::PlotError;
 pub use confusion::plot_confusion;
 pub use curves::plot_curves;
 pub use sweep::{plot_sweep, SweepSeries};
-
-const FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
-
-/// Registers the embedded font as plotters' `sans-serif` (once per process).
-fn register_font() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        // The bytes are a valid TTF (checked by the plot tests), so this cannot fail.
-        let _ =
-            plotters::style::register_font("sans-serif", plotters::style::FontStyle::Normal, FONT);
-    });
-}
-
-/// A plotting error with the file it was for.
-#[derive(Debug, thiserror::Error)]
-#[error("cannot draw {path}: {reason}")]
-pub struct PlotError {
-    pub path: std::path::PathBuf,
-    pub reason: String,
-}
-
-fn plot_error(path: &std::path::Path, reason: impl std::fmt::Display) -> PlotError {
-    PlotError {
-        path: path.into(),
-        reason: reason.to_string(),
-    }
-}
 
 #[cfg(test)]
 mod tests {

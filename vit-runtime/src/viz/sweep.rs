@@ -1,5 +1,5 @@
 //! Test accuracy per epoch of every run of a sweep, in one chart.
-use super::{plot_error, register_font, PlotError};
+use super::base::{plot_error, register_font, PlotError};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use std::path::Path;

@@ -14,7 +14,8 @@ use std::path::Path;
 use image::imageops::{self, FilterType};
 use image::{ImageBuffer, ImageReader, Pixel};
 
-use crate::data::{DataError, ImageShape};
+use crate::data::error::DataError;
+use crate::data::shape::ImageShape;
 
 /// Reads the image at `path` as a model of input `shape` takes it: `channels x height x
 /// width` bytes, channel after channel (1 channel: grey, 3: RGB). An image of another size

@@ -5,7 +5,7 @@ use std::ffi::OsString;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::data::DataError;
+use crate::data::error::DataError;
 
 /// File name extensions of images, compared case-insensitively.
 const IMAGE_EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use image::{DynamicImage, GrayImage, Rgb, RgbImage};
 
 use super::*;
-use crate::data::DataSource;
+use crate::data::source::DataSource;
 use crate::recipe::ImageFolder;
 
 fn rgb(height: usize, width: usize) -> ImageShape {

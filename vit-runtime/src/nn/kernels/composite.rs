@@ -1,12 +1,25 @@
 //! The fused ops built from dfdx's own ops: what non-CPU devices run, and the reference
 //! the CPU kernels are tested against.
-use super::{Epilogue, Maps, Window};
-use crate::nn::attention::AttentionMaps;
-use crate::nn::cnn::windows;
-use crate::nn::Mode;
+use super::base::{AttentionMaps, Epilogue, Maps, Mode, Window};
 use dfdx::prelude::*;
 
-pub use crate::nn::composite_gelu as gelu;
+/// The exact GELU `x * Phi(x)` with a correct gradient, from dfdx ops
+/// (the fused [`Kernels::gelu`] is checked against it).
+///
+/// dfdx 0.13's `accurate_gelu` computes the right values but its derivative
+/// (`accurate_gelu/cpu_kernel.rs`) gives `Phi(x) + sqrt(2) x phi(x)` instead of
+/// `Phi(x) + x phi(x)`. We keep its forward and add `(sqrt(2) - 1) (phi(x) - phi(x))`
+/// with the second `phi` detached: exactly zero in value, `-(sqrt(2) - 1) x phi(x)` in
+/// gradient, which cancels the error. Pinned by a finite-difference test.
+pub fn gelu<S: Shape, D: Device<f32>, T: Tape<f32, D>>(
+    x: Tensor<S, f32, D, T>,
+) -> Tensor<S, f32, D, T> {
+    let phi = (x.with_empty_tape().square() * -0.5).exp()
+        * (0.5 * std::f32::consts::FRAC_2_SQRT_PI * std::f32::consts::FRAC_1_SQRT_2);
+    // `* 1.0` gives the detached copy its own id, so no gradient is routed back to `phi`.
+    let detached = phi.retaped::<NoneTape>() * 1.0;
+    x.accurate_gelu() + (phi - detached) * (std::f32::consts::SQRT_2 - 1.0)
+}
 
 pub fn linear<R: Dim, I: Dim, O: Dim, D: Device<f32>, T: Tape<f32, D>>(
     x: Tensor<(R, I), f32, D, T>,
@@ -192,4 +205,126 @@ pub fn max_pool<D: Device<f32>, T: Tape<f32, D>>(x: Maps<D, T>, w: Window) -> Ma
     windows(x, w.k, w.stride, 0, w.out)
         .stack()
         .max::<_, Axis<0>>()
+}
+
+/// Gives `x` a tensor identity of its own before it is sliced.
+///
+/// dfdx 0.13's `slice` backward *assigns* its gradient into the source's gradient instead
+/// of adding to it (`tensor_ops/slice/cpu_kernel.rs`), so two slices of one tensor
+/// overwrite each other's gradients. Slicing `x * 1.0` instead gives every slice its own
+/// source, whose backward adds correctly.
+pub fn own_source<S: Shape, D: Device<f32>, T: Tape<f32, D>>(
+    x: Tensor<S, f32, D, T>,
+) -> Tensor<S, f32, D, T> {
+    x * 1.0
+}
+
+/// Zero-pads `x` by `(top, bottom, left, right)` rows/columns, by concatenation (so it is
+/// differentiable and runs on every device).
+fn pad<D: Device<f32>, T: Tape<f32, D>>(
+    x: Maps<D, T>,
+    (top, bottom, left, right): (usize, usize, usize, usize),
+) -> Maps<D, T> {
+    let dev = x.device().clone();
+    let zeros = |shape: (usize, usize, usize, usize)| dev.zeros_like(&shape).retaped::<T>();
+    let mut x = x;
+    let (b, c, _, w) = *x.shape();
+    if top > 0 {
+        x = (zeros((b, c, top, w)), x).concat_along(Axis::<2>);
+    }
+    if bottom > 0 {
+        x = (x, zeros((b, c, bottom, w))).concat_along(Axis::<2>);
+    }
+    let h = x.shape().2;
+    if left > 0 {
+        x = (zeros((b, c, h, left)), x).concat_along(Axis::<3>);
+    }
+    if right > 0 {
+        x = (x, zeros((b, c, h, right))).concat_along(Axis::<3>);
+    }
+    x
+}
+
+/// The `K*K` views a `K x K` window with `stride` and zero `padding` visits, in (row, column)
+/// order: view `(ky, kx)` is `padded[.., .., ky + stride*i, kx + stride*j]` for `i < HO, j < WO`.
+pub fn windows<D: Device<f32>, T: Tape<f32, D>>(
+    x: Maps<D, T>,
+    k: usize,
+    stride: usize,
+    padding: usize,
+    (ho, wo): (usize, usize),
+) -> Vec<Maps<D, T>> {
+    let (_, _, h, w) = *x.shape();
+    // Strided views are cut as `stride*HO` rows then subsampled, so the last window may
+    // need a few zero rows beyond PyTorch's padding; they are never selected.
+    let need = |size: usize, out: usize| (k - 1 + stride * out).saturating_sub(size + 2 * padding);
+    let x = pad(
+        x,
+        (
+            padding,
+            padding + need(h, ho),
+            padding,
+            padding + need(w, wo),
+        ),
+    );
+    let (b, c, _, _) = *x.shape();
+    let view = |x: Maps<D, T>, i: usize| {
+        let (ky, kx) = (i / k, i % k);
+        let cut = own_source(x).slice((.., .., ky..ky + stride * ho, kx..kx + stride * wo));
+        if stride == 1 {
+            return cut;
+        }
+        cut.reshape_like(&(b, c, ho, stride, wo, stride))
+            .slice((.., .., .., 0..1, .., 0..1))
+            .reshape_like(&(b, c, ho, wo))
+    };
+    // Every view but the last gets an empty tape; the last takes `x`'s, and the tapes
+    // merge again where the views are stacked.
+    let mut views: Vec<_> = (0..k * k - 1)
+        .map(|i| view(x.with_empty_tape(), i))
+        .collect();
+    views.push(view(x, k * k - 1));
+    views
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gelu_gradient_is_phi_plus_x_times_density() {
+        let dev = Cpu::default();
+        let xs = [-3.0f32, -1.5, -0.4, 0.3, 1.0, 2.5];
+        let x: Tensor<Rank1<6>, f32, _> = dev.tensor(xs);
+        let y = gelu(x.leaky_trace());
+        let values = y.as_vec();
+        let grads = y.sum().backward();
+        for ((&x, &gx), &y) in xs.iter().zip(&grads.get(&x).as_vec()).zip(&values) {
+            // Phi(x) = gelu(x) / x; phi(x) = exp(-x^2/2) / sqrt(2 pi).
+            let (x, y) = (x as f64, y as f64);
+            let expected = y / x + x * (-x * x / 2.0).exp() / (2.0 * std::f64::consts::PI).sqrt();
+            assert!(
+                (gx as f64 - expected).abs() < 1e-5,
+                "x {x}: grad {gx}, expected {expected}"
+            );
+        }
+    }
+
+    #[test]
+    fn gelu_values_are_dfdx_exact_gelu() {
+        let dev = Cpu::default();
+        let x: Tensor<Rank1<4>, f32, _> = dev.tensor([-2.0, -0.1, 0.7, 3.0]);
+        assert_eq!(gelu(x.clone()).as_vec(), x.accurate_gelu().as_vec());
+    }
+
+    #[test]
+    fn overlapping_slices_of_own_sources_add_their_gradients() {
+        let dev = Cpu::default();
+        let x: Tensor<Rank1<3>, f32, _> = dev.tensor([1.0, 2.0, 3.0]);
+        let t = x.leaky_trace();
+        let a = own_source(t.with_empty_tape()).slice((0..2,));
+        let b = own_source(t).slice((1..3,));
+        let grads = (a + b).sum().backward();
+        assert_eq!(grads.get(&x).as_vec(), vec![1.0, 2.0, 1.0]);
+    }
 }

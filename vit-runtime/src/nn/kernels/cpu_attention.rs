@@ -6,13 +6,9 @@
 //! `dq = scale · dS k`, `dk = scale · dSᵀ q`. The six products per head are small (`S`
 //! and `DH` are 50 and 16 in `vit`) `gemm` calls on the calling thread, straight on the
 //! strided q, k, v of the buffer; the tasks are the images.
-use super::cpu::keep_mask;
+use super::base::{read, AttentionMaps, Mode, QkvLayout};
 use super::cpu_gemm::{product, Matrix, Write};
-use super::cpu_math;
-use super::read;
-use super::QkvLayout;
-use crate::nn::attention::AttentionMaps;
-use crate::nn::Mode;
+use super::cpu_math::{self, keep_mask};
 use dfdx::prelude::*;
 use rayon::prelude::*;
 

@@ -12,10 +12,10 @@
 //! Built from dfdx ops (see `composite`), both cut `K*K` strided slices out of a padded copy
 //! and stack them: about twenty passes over the feature maps and as many allocations.
 //! Backward runs the images in fixed groups, one rayon task each.
+use super::base::read;
+use super::base::{Epilogue, Maps, Window};
 use super::cpu_gemm::{product, Matrix, Write};
 use super::cpu_math::{self, add_to};
-use super::read;
-use super::{Epilogue, Maps, Window};
 use dfdx::prelude::*;
 use rayon::prelude::*;
 

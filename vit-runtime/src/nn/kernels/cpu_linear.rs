@@ -6,9 +6,9 @@
 //! and the product accumulates onto it; backward accumulates straight into the gradient
 //! buffers and sums the bias gradient on every thread, in an order that does not depend on
 //! the number of threads.
+use super::base::read;
 use super::cpu_gemm::{product, Matrix, Write};
 use super::cpu_math::add_to;
-use super::read;
 use dfdx::prelude::*;
 use rayon::prelude::*;
 

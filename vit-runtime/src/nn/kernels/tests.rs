@@ -1,6 +1,5 @@
 //! The CPU kernels against their composite twins: same values, same gradients.
-use super::{composite, Epilogue, Kernels};
-use crate::nn::Mode;
+use super::{composite, Epilogue, Kernels, Mode};
 use dfdx::prelude::*;
 
 const TOL: f32 = 1e-5;
@@ -135,7 +134,7 @@ fn fused_dropout_zeroes_about_p_scales_survivors_and_routes_gradients_through_th
 fn dropout_masks_are_independent_between_neighbours_chunks_and_seeds() {
     let mask = |seed, chunk| {
         let mut m = vec![0.0f32; 100_000];
-        super::cpu::keep_mask(seed, chunk, 0.5, &mut m);
+        super::cpu_math::keep_mask(seed, chunk, 0.5, &mut m);
         m
     };
     // With keep = 1/2, two independent decisions agree half of the time.
