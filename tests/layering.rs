@@ -1,11 +1,12 @@
-//! The files of `vit-runtime/src` import one another without cycles.
+//! The files of `vit-runtime/src` and `vit-macros/src` import one another without cycles.
 //!
 //! Every file is a node; every path a file names (`use` trees, types, expressions, macro
 //! calls aside) that resolves into another file of the crate is an edge to that file. A path
 //! resolves to the longest module prefix that is a file: `crate::nn::kernels::Mode` is an
 //! edge to `nn/kernels.rs`, `super::Mode` from `nn/kernels/cpu.rs` too. Re-exports count:
 //! a module file that re-exports its children must not define what they use. `mod x;` is a
-//! declaration and `pub(super)` a visibility, not edges. Inline `mod tests { use super::*; }` belongs to its file.
+//! declaration and `pub(super)` a visibility, not edges. An inline `#[cfg(test)] mod tests`
+//! is left out: it uses its file from above.
 //!
 //! A cycle is reported as its files in order, so the fix (move the shared item down) is
 //! plain from the message.
@@ -20,6 +21,11 @@ type ModPath = Vec<String>;
 
 fn source_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
+}
+
+fn macro_source_root() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../vit-macros/src");
+    root.canonicalize().unwrap_or(root)
 }
 
 /// Every `.rs` file below `dir`, with the module path it defines.
@@ -129,8 +135,13 @@ impl<'ast> Visit<'ast> for Paths<'_> {
     /// `pub(super)` names who may see an item, not a dependency.
     fn visit_visibility(&mut self, _: &'ast syn::Visibility) {}
 
+    /// An inline `#[cfg(test)]` module tests its file from above, like the crate's users:
+    /// its imports are not the file's.
     fn visit_item_mod(&mut self, item: &'ast syn::ItemMod) {
-        if item.content.is_some() {
+        let test_only = item.attrs.iter().any(|a| {
+            a.path().is_ident("cfg") && a.parse_args::<syn::Ident>().is_ok_and(|i| i == "test")
+        });
+        if item.content.is_some() && !test_only {
             self.module.push(item.ident.to_string());
             syn::visit::visit_item_mod(self, item);
             self.module.pop();
@@ -202,10 +213,16 @@ fn find_cycle(graph: &BTreeMap<ModPath, BTreeSet<ModPath>>) -> Option<Vec<ModPat
 }
 
 fn display(files: &BTreeMap<ModPath, PathBuf>, cycle: &[ModPath]) -> String {
-    let root = source_root();
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     cycle
         .iter()
-        .map(|m| files[m].strip_prefix(&root).unwrap().display().to_string())
+        .map(|m| {
+            let path = &files[m];
+            path.strip_prefix(workspace)
+                .unwrap_or(path)
+                .display()
+                .to_string()
+        })
         .collect::<Vec<_>>()
         .join(" -> ")
 }
@@ -257,6 +274,16 @@ fn binary_files_import_each_other_without_cycles() {
         .collect();
     let graph = import_graph(&files);
     assert!(graph.len() > 5, "found only {} files", graph.len());
+    assert_no_cycles(&files, graph);
+}
+
+#[test]
+fn macro_files_import_each_other_without_cycles() {
+    let root = macro_source_root();
+    let mut files = BTreeMap::new();
+    module_files(&root, &root, &mut files);
+    let graph = import_graph(&files);
+    assert!(graph.len() > 10, "found only {} files", graph.len());
     assert_no_cycles(&files, graph);
 }
 

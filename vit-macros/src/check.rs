@@ -3,20 +3,37 @@
 //! Each error points at the value that has to change, says why, and how to fix it.
 
 mod cnn;
+mod rules;
 mod train;
 
-use crate::diagnostic::{Diagnostic, SourceFile};
+pub use rules::camel_case;
+
+use crate::diagnostic::{Diagnostic, Errors, SourceFile};
 use crate::ir::{self, Arch, Input, Model};
 use crate::spec::{self, Spec};
+use rules::{
+    dataset_name, divisors, greater_than_zero, identifier, list, positive, probability, shape,
+};
 
 /// Where a ViT names the spec it distils from.
 pub const TEACHER_PATH: &str = "vit.distillation.teacher";
 
-/// Validates a spec on its own (a teacher it names is checked by [`check_teacher`]).
-pub fn check(spec: &Spec) -> Result<Model, Diagnostic> {
-    let network = check_network(spec)?;
-    let train = train::check(spec, network.input, network.classes)?;
-    Ok(network.with(train))
+/// Validates a spec on its own (a teacher it names is checked by [`check_teacher`]), with
+/// every independent error it holds.
+pub fn check(spec: &Spec) -> Result<Model, Vec<Diagnostic>> {
+    let mut errors = Errors::default();
+    let geometry = geometry(spec, &mut errors);
+    let network = check_network(spec, geometry, &mut errors);
+    let train = train::check(spec, geometry, &mut errors);
+    let model = network
+        .zip(train)
+        .map(|(network, train)| network.with(train));
+    errors.finish(model, spec.locations.key(""))
+}
+
+/// Whether `name` can name the generated type (a snake_case identifier).
+pub fn valid_name(name: &str) -> bool {
+    rules::is_identifier(name)
 }
 
 /// A spec of a `models!` folder must be named after its file: the registry, the teacher
@@ -57,7 +74,12 @@ pub fn check_teacher(
             d,
         )
     };
-    let network = check_network(teacher).map_err(invalid)?;
+    let mut errors = Errors::default();
+    let geometry = geometry(teacher, &mut errors);
+    let network = check_network(teacher, geometry, &mut errors);
+    let network = errors
+        .finish(network, teacher.locations.key(""))
+        .map_err(|all| invalid(all.into_iter().next().expect("finish gives an error")))?;
     let (theirs, ours) = (network.input, student_model.input);
     let teacher_line = |path: &str| {
         format!(
@@ -103,7 +125,11 @@ pub fn check_teacher(
         .help("a teacher must predict the same classes as its student")
         .note(teacher_line("classes")));
     }
-    let train = train::check(teacher, network.input, network.classes).map_err(invalid)?;
+    let mut errors = Errors::default();
+    let train = train::check(teacher, Some((network.input, network.classes)), &mut errors);
+    let train = errors
+        .finish(train, teacher.locations.key(""))
+        .map_err(|all| invalid(all.into_iter().next().expect("finish gives an error")))?;
     if train.dataset != student_model.train.dataset {
         return Err(Diagnostic::new(
             format!(
@@ -139,90 +165,107 @@ impl Network {
     }
 }
 
-fn check_network(spec: &Spec) -> Result<Network, Diagnostic> {
-    let name = identifier(spec, "name", &spec.name)?;
-    let input = Input {
-        channels: positive(spec, "input.channels", spec.input.channels)?,
-        height: positive(spec, "input.height", spec.input.height)?,
-        width: positive(spec, "input.width", spec.input.width)?,
-    };
-    let classes = positive(spec, "classes", spec.classes)?;
+/// The image shape and class count, each checked: what the network and the recipe are
+/// checked against. `None` (with its errors recorded) if any of them is invalid.
+fn geometry(spec: &Spec, errors: &mut Errors) -> Option<(Input, usize)> {
+    let channels = errors.take(positive(spec, "input.channels", spec.input.channels));
+    let height = errors.take(positive(spec, "input.height", spec.input.height));
+    let width = errors.take(positive(spec, "input.width", spec.input.width));
+    let classes = errors.take(positive(spec, "classes", spec.classes));
+    Some((
+        Input {
+            channels: channels?,
+            height: height?,
+            width: width?,
+        },
+        classes?,
+    ))
+}
+
+/// The name and the network; the network is checked only against a valid `geometry`, so
+/// that a bad input size is reported once, not again by every layer it reaches.
+fn check_network(
+    spec: &Spec,
+    geometry: Option<(Input, usize)>,
+    errors: &mut Errors,
+) -> Option<Network> {
+    let name = errors.take(identifier(spec, "name", &spec.name));
     let arch = match (&spec.vit, &spec.cnn) {
-        (Some(vit), None) => Arch::Vit(check_vit(spec, vit, input)?),
-        (None, Some(cnn)) => Arch::Cnn(cnn::check(spec, cnn, input, classes)?),
+        (Some(vit), None) => {
+            geometry.and_then(|(input, _)| check_vit(spec, vit, input, errors).map(Arch::Vit))
+        }
+        (None, Some(cnn)) => geometry.and_then(|(input, classes)| {
+            errors
+                .take(cnn::check(spec, cnn, input, classes))
+                .map(Arch::Cnn)
+        }),
         (Some(_), Some(_)) => {
             let second = if spec.locations.key("vit").line > spec.locations.key("cnn").line {
                 "vit"
             } else {
                 "cnn"
             };
-            return Err(Diagnostic::new(
-                "a spec has either a `vit:` or a `cnn:` section, not both",
-                spec.locations.key(second),
-            )
-            .help("put the other network in a spec file of its own"));
+            errors.push(
+                Diagnostic::new(
+                    "a spec has either a `vit:` or a `cnn:` section, not both",
+                    spec.locations.key(second),
+                )
+                .help("put the other network in a spec file of its own"),
+            );
+            None
         }
         (None, None) => {
-            return Err(
+            errors.push(
                 Diagnostic::new("the spec describes no network", spec.locations.key(""))
                     .help("add a `vit:` or a `cnn:` section"),
             );
+            None
         }
     };
-    Ok(Network {
-        name,
+    let (input, classes) = geometry?;
+    Some(Network {
+        name: name?,
         input,
         classes,
-        arch,
+        arch: arch?,
     })
 }
 
-fn check_vit(spec: &Spec, vit: &spec::Vit, input: Input) -> Result<ir::Vit, Diagnostic> {
-    let patch = positive(spec, "vit.patch", vit.patch)?;
-    let embed_dim = positive(spec, "vit.embed_dim", vit.embed_dim)?;
-    let depth = positive(spec, "vit.depth", vit.depth)?;
-    let heads = positive(spec, "vit.heads", vit.heads)?;
-    for (side, size) in [("height", input.height), ("width", input.width)] {
-        if !size.is_multiple_of(patch) {
-            let common: Vec<usize> = divisors(input.height)
-                .into_iter()
-                .filter(|&d| input.width.is_multiple_of(d))
-                .collect();
-            let of = if input.height == input.width {
-                format!("the divisors of {size}")
-            } else {
-                format!(
-                    "the common divisors of {} and {}",
-                    input.height, input.width
-                )
-            };
-            return Err(Diagnostic::new(
-                format!("patch ({patch}) does not divide the image {side} ({size})"),
-                spec.locations.value("vit.patch"),
-            )
-            .help(format!("choose patch from {of}: {}", list(&common))));
-        }
+fn check_vit(spec: &Spec, vit: &spec::Vit, input: Input, errors: &mut Errors) -> Option<ir::Vit> {
+    let patch = errors.take(positive(spec, "vit.patch", vit.patch));
+    let embed_dim = errors.take(positive(spec, "vit.embed_dim", vit.embed_dim));
+    let depth = errors.take(positive(spec, "vit.depth", vit.depth));
+    let heads = errors.take(positive(spec, "vit.heads", vit.heads));
+    if let Some(patch) = patch {
+        errors.take(patch_divides(spec, patch, input));
     }
-    if !embed_dim.is_multiple_of(heads) {
-        return Err(Diagnostic::new(
-            format!("heads ({heads}) do not divide embed_dim ({embed_dim})"),
-            spec.locations.value("vit.heads"),
-        )
-        .help(format!(
-            "choose heads from the divisors of {embed_dim}: {}",
-            list(&divisors(embed_dim))
-        )));
+    if let (Some(embed_dim), Some(heads)) = (embed_dim, heads) {
+        errors.take(heads_divide(spec, heads, embed_dim));
     }
-    let mlp_hidden = mlp_hidden(spec, vit, embed_dim)?;
+    let mlp_hidden = embed_dim.and_then(|dim| errors.take(mlp_hidden(spec, vit, dim)));
+    // `None`: no distillation; `Some(None)`: an invalid one.
     let distillation = vit
         .distillation
         .as_ref()
-        .map(|d| check_distillation(spec, vit, d))
-        .transpose()?;
+        .map(|d| errors.take(check_distillation(spec, vit, d)));
+    let dropout = errors.take(probability(spec, "vit.dropout", vit.dropout));
+    let attention_dropout = errors.take(probability(
+        spec,
+        "vit.attention_dropout",
+        vit.attention_dropout,
+    ));
+    let drop_path = errors.take(probability(spec, "vit.drop_path", vit.drop_path));
+    let init_std = errors.take(greater_than_zero(spec, "vit.init_std", vit.init_std));
+    let (patch, embed_dim, depth, heads) = (patch?, embed_dim?, depth?, heads?);
+    let mlp_hidden = mlp_hidden?;
+    let distillation = match distillation {
+        Some(None) => return None,
+        checked => checked.flatten(),
+    };
     let extra_tokens =
         usize::from(vit.pooling == spec::Pooling::Cls) + usize::from(distillation.is_some());
     let (grid_h, grid_w) = (input.height / patch, input.width / patch);
-    Ok(ir::Vit {
+    Some(ir::Vit {
         tokenizer: match vit.tokenizer {
             spec::Tokenizer::Patches => ir::Tokenizer::Patches,
             spec::Tokenizer::Conv => ir::Tokenizer::Conv,
@@ -253,15 +296,56 @@ fn check_vit(spec: &Spec, vit: &spec::Vit, input: Input) -> Result<ir::Vit, Diag
             spec::Pooling::Cls => ir::Pooling::Cls,
             spec::Pooling::Mean => ir::Pooling::Mean,
         },
-        dropout: probability(spec, "vit.dropout", vit.dropout)?,
-        attention_dropout: probability(spec, "vit.attention_dropout", vit.attention_dropout)?,
-        drop_path: probability(spec, "vit.drop_path", vit.drop_path)?,
+        dropout: dropout?,
+        attention_dropout: attention_dropout?,
+        drop_path: drop_path?,
         final_norm: vit.final_norm,
-        init_std: greater_than_zero(spec, "vit.init_std", vit.init_std)?,
+        init_std: init_std?,
         distillation,
         extra_tokens,
         seq_len: grid_h * grid_w + extra_tokens,
     })
+}
+
+/// The patch must tile the image exactly.
+fn patch_divides(spec: &Spec, patch: usize, input: Input) -> Result<(), Diagnostic> {
+    for (side, size) in [("height", input.height), ("width", input.width)] {
+        if !size.is_multiple_of(patch) {
+            let common: Vec<usize> = divisors(input.height)
+                .into_iter()
+                .filter(|&d| input.width.is_multiple_of(d))
+                .collect();
+            let of = if input.height == input.width {
+                format!("the divisors of {size}")
+            } else {
+                format!(
+                    "the common divisors of {} and {}",
+                    input.height, input.width
+                )
+            };
+            return Err(Diagnostic::new(
+                format!("patch ({patch}) does not divide the image {side} ({size})"),
+                spec.locations.value("vit.patch"),
+            )
+            .help(format!("choose patch from {of}: {}", list(&common))));
+        }
+    }
+    Ok(())
+}
+
+/// Every head gets the same share of the embedding.
+fn heads_divide(spec: &Spec, heads: usize, embed_dim: usize) -> Result<(), Diagnostic> {
+    if embed_dim.is_multiple_of(heads) {
+        return Ok(());
+    }
+    Err(Diagnostic::new(
+        format!("heads ({heads}) do not divide embed_dim ({embed_dim})"),
+        spec.locations.value("vit.heads"),
+    )
+    .help(format!(
+        "choose heads from the divisors of {embed_dim}: {}",
+        list(&divisors(embed_dim))
+    )))
 }
 
 fn mlp_hidden(spec: &Spec, vit: &spec::Vit, embed_dim: usize) -> Result<usize, Diagnostic> {
@@ -332,119 +416,5 @@ fn check_distillation(
 }
 
 /// A size that must be at least 1.
-fn positive(spec: &Spec, path: &str, value: usize) -> Result<usize, Diagnostic> {
-    if value == 0 {
-        return Err(Diagnostic::new(
-            format!("`{path}` must be at least 1"),
-            spec.locations.value(path),
-        ));
-    }
-    Ok(value)
-}
-
-/// A rate that must be finite and above zero (learning rates, standard deviations, ...).
-fn greater_than_zero(spec: &Spec, path: &str, value: f64) -> Result<f64, Diagnostic> {
-    if !(value.is_finite() && value > 0.0) {
-        return Err(Diagnostic::new(
-            format!("`{path}` must be greater than 0, got {value}"),
-            spec.locations.value(path),
-        ));
-    }
-    Ok(value)
-}
-
-/// A drop probability: in [0, 1), as 1 would drop everything.
-fn probability(spec: &Spec, path: &str, p: f64) -> Result<f64, Diagnostic> {
-    if !(0.0..1.0).contains(&p) {
-        return Err(Diagnostic::new(
-            format!("`{path}` must be a probability in [0, 1), got {p}"),
-            spec.locations.value(path),
-        )
-        .help("0 disables it; 1 would drop everything"));
-    }
-    Ok(p)
-}
-
-/// A snake_case identifier whose CamelCase names a Rust type.
-fn identifier(spec: &Spec, path: &str, name: &str) -> Result<String, Diagnostic> {
-    let snake = name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        && syn::parse_str::<syn::Ident>(&camel_case(name)).is_ok();
-    if !snake {
-        let mut d = Diagnostic::new(
-            format!("`{path}` must be a snake_case identifier, got `{name}`"),
-            spec.locations.value(path),
-        )
-        .note("the generated Rust type is its CamelCase");
-        let fixed = snake_case(name);
-        if fixed != name && syn::parse_str::<syn::Ident>(&camel_case(&fixed)).is_ok() {
-            d = d.help(format!("did you mean `{fixed}`?"));
-        }
-        return Err(d);
-    }
-    Ok(name.to_owned())
-}
-
-/// `light_vit` -> `LightVit`.
-pub fn camel_case(name: &str) -> String {
-    name.split('_')
-        .filter(|w| !w.is_empty())
-        .map(|w| {
-            // By chars, not bytes: an invalid name may start with a multi-byte character.
-            let mut chars = w.chars();
-            chars
-                .next()
-                .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
-                .unwrap_or_default()
-        })
-        .collect()
-}
-
-/// `LightViT-2` -> `light_vit_2`: a best guess at what was meant. A new word starts at a
-/// capital that follows a lowercase letter and is followed by one (so acronyms stay whole).
-fn snake_case(name: &str) -> String {
-    let chars: Vec<char> = name.chars().collect();
-    let mut out = String::new();
-    for (i, &c) in chars.iter().enumerate() {
-        let after_lower = i > 0 && chars[i - 1].is_ascii_lowercase();
-        let before_lower = chars.get(i + 1).is_some_and(|n| n.is_ascii_lowercase());
-        if c.is_ascii_uppercase() && after_lower && before_lower {
-            out.push('_');
-        }
-        out.push(if c.is_ascii_alphanumeric() {
-            c.to_ascii_lowercase()
-        } else {
-            '_'
-        });
-    }
-    out.trim_matches('_').to_owned()
-}
-
-fn divisors(n: usize) -> Vec<usize> {
-    (1..=n).filter(|&d| n.is_multiple_of(d)).collect()
-}
-
-fn list(items: &[usize]) -> String {
-    items
-        .iter()
-        .map(usize::to_string)
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-fn shape(input: Input) -> String {
-    format!("{}x{}x{}", input.channels, input.height, input.width)
-}
-
-fn dataset_name(dataset: &ir::Dataset) -> &str {
-    match dataset {
-        ir::Dataset::Mnist => "mnist",
-        ir::Dataset::FashionMnist => "fashion_mnist",
-        ir::Dataset::ImageFolder { root, .. } => root,
-    }
-}
-
 #[cfg(test)]
 mod tests;

@@ -50,6 +50,39 @@ pub struct Cause {
     pub diagnostic: Diagnostic,
 }
 
+/// The errors of one spec, collected before the build fails (as serde_derive's `Ctxt`):
+/// independent mistakes are reported together, each at its own line, instead of one per
+/// build.
+#[derive(Debug, Default)]
+pub struct Errors(Vec<Diagnostic>);
+
+impl Errors {
+    pub fn push(&mut self, diagnostic: Diagnostic) {
+        self.0.push(diagnostic);
+    }
+
+    /// The value of `result`, or `None` once its error is recorded.
+    pub fn take<T>(&mut self, result: Result<T, Diagnostic>) -> Option<T> {
+        result.map_err(|d| self.push(d)).ok()
+    }
+
+    /// `value` if no error was recorded; every recorded error otherwise.
+    ///
+    /// A check gives `None` only after recording why, so `None` without an error is a bug
+    /// in the checker, reported at `at` rather than as a panic inside the compiler.
+    pub fn finish<T>(self, value: Option<T>, at: Span) -> Result<T, Vec<Diagnostic>> {
+        match value {
+            Some(value) if self.0.is_empty() => Ok(value),
+            _ if !self.0.is_empty() => Err(self.0),
+            _ => Err(vec![Diagnostic::new(
+                "internal error: the spec was rejected without a reason",
+                at,
+            )
+            .help("please report this spec to the vit-rs developers")]),
+        }
+    }
+}
+
 impl Diagnostic {
     pub fn new(message: impl Into<String>, span: Span) -> Self {
         Diagnostic {

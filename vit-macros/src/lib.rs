@@ -28,7 +28,7 @@ pub fn model(input: proc_macro::TokenStream) -> proc_macro::TokenStream {
     let lit = syn::parse_macro_input!(input as LitStr);
     expand(&lit, &search_roots())
         .map(|(tokens, _)| tokens)
-        .unwrap_or_else(syn::Error::into_compile_error)
+        .unwrap_or_else(Failed::into_tokens)
         .into()
 }
 
@@ -65,9 +65,33 @@ fn search_roots() -> Vec<PathBuf> {
     roots
 }
 
+/// A spec that did not compile: all its errors, and the stand-in for its type
+/// ([`codegen::stub`]) once its name is known.
+struct Failed {
+    errors: syn::Error,
+    stub: TokenStream,
+}
+
+impl From<syn::Error> for Failed {
+    fn from(errors: syn::Error) -> Self {
+        Failed {
+            errors,
+            stub: TokenStream::new(),
+        }
+    }
+}
+
+impl Failed {
+    fn into_tokens(self) -> TokenStream {
+        let mut tokens = self.errors.into_compile_error();
+        tokens.extend(self.stub);
+        tokens
+    }
+}
+
 /// Everything `model!` does, given the directories to search the spec from: the tokens
 /// and the checked model.
-fn expand(lit: &LitStr, roots: &[PathBuf]) -> syn::Result<(TokenStream, ir::Model)> {
+fn expand(lit: &LitStr, roots: &[PathBuf]) -> Result<(TokenStream, ir::Model), Failed> {
     let written = lit.value();
     let error = |message: String| syn::Error::new(lit.span(), message);
     let path = find(Path::new(&written), roots).ok_or_else(|| {
@@ -84,23 +108,36 @@ fn expand_file(
     path: &Path,
     written: String,
     in_folder: bool,
-) -> syn::Result<(TokenStream, ir::Model)> {
+) -> Result<(TokenStream, ir::Model), Failed> {
     let error = |message: String| syn::Error::new(lit.span(), message);
     let file = read(path, written).map_err(error)?;
     let spec = spec::parse(&file.text).map_err(|d| error(d.render(&file)))?;
-    let model = check::check(&spec).map_err(|d| error(d.render(&file)))?;
+    // From here on the spec's name is known: a failure still defines its type, as a stub.
+    let failed = |diagnostics: Vec<Diagnostic>| {
+        let mut rendered = diagnostics.iter().map(|d| error(d.render(&file)));
+        let mut errors = rendered
+            .next()
+            .unwrap_or_else(|| error("invalid spec".into()));
+        rendered.for_each(|e| errors.combine(e));
+        let stub = if check::valid_name(&spec.name) {
+            codegen::stub(&spec.name)
+        } else {
+            TokenStream::new()
+        };
+        Failed { errors, stub }
+    };
+    let model = check::check(&spec).map_err(failed)?;
     if in_folder {
         let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned());
         check::name_matches_file(&spec, &model.name, stem.as_deref().unwrap_or(""))
-            .map_err(|d| error(d.render(&file)))?;
+            .map_err(|d| failed(vec![d]))?;
     }
     let teacher = match &model.arch {
         ir::Arch::Vit(ir::Vit {
             distillation: Some(d),
             ..
         }) => Some(
-            load_teacher(&spec, &model, &file, path, &d.teacher)
-                .map_err(|d| error(d.render(&file)))?,
+            load_teacher(&spec, &model, &file, path, &d.teacher).map_err(|d| failed(vec![d]))?,
         ),
         _ => None,
     };
@@ -146,10 +183,13 @@ fn expand_folder(lit: &LitStr, roots: &[PathBuf]) -> syn::Result<TokenStream> {
                 tokens.extend(model_tokens);
                 models.push(model);
             }
-            Err(e) => match &mut errors {
-                Some(all) => all.combine(e),
-                None => errors = Some(e),
-            },
+            Err(failed) => {
+                tokens.extend(failed.stub);
+                match &mut errors {
+                    Some(all) => all.combine(failed.errors),
+                    None => errors = Some(failed.errors),
+                }
+            }
         }
     }
     if let Some(errors) = errors {
@@ -247,7 +287,9 @@ mod tests {
 
     fn expand_str(path: &str) -> syn::Result<TokenStream> {
         let lit = LitStr::new(path, proc_macro2::Span::call_site());
-        expand(&lit, &[PathBuf::from(env!("CARGO_MANIFEST_DIR"))]).map(|(tokens, _)| tokens)
+        expand(&lit, &[PathBuf::from(env!("CARGO_MANIFEST_DIR"))])
+            .map(|(tokens, _)| tokens)
+            .map_err(|failed| failed.errors)
     }
 
     #[test]

@@ -6,7 +6,6 @@
 mod errors;
 mod locations;
 
-pub(crate) use locations::token_len;
 pub use locations::Locations;
 
 use crate::diagnostic::Diagnostic;

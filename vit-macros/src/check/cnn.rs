@@ -1,6 +1,6 @@
 //! CNN layers: follows the feature shape through the list, as PyTorch would at run time.
 
-use super::{positive, probability};
+use super::rules::{positive, probability};
 use crate::diagnostic::Diagnostic;
 use crate::ir::{self, CnnLayer, Feature, Input};
 use crate::spec::{self, Layer, Spec};

@@ -1,3 +1,4 @@
+use super::rules::snake_case;
 use super::*;
 use crate::diagnostic::Span;
 use crate::ir::{CnnLayer, DistillLoss, Feature};
@@ -11,7 +12,7 @@ fn model_text(name: &str) -> String {
 
 fn checked(name: &str) -> Model {
     let spec = spec::parse(&model_text(name)).unwrap_or_else(|d| panic!("{name}: {}", d.message));
-    check(&spec).unwrap_or_else(|d| panic!("{name}: {} at {:?}", d.message, d.span))
+    check(&spec).unwrap_or_else(|d| panic!("{name}: {d:?}"))
 }
 
 fn vit(model: &Model) -> &ir::Vit {
@@ -21,10 +22,21 @@ fn vit(model: &Model) -> &ir::Vit {
     }
 }
 
-/// `text` with `from` replaced by `to`, checked; the error it must give.
+/// `text` with `from` replaced by `to`, checked; the one error it must give.
 fn error_in(text: &str, from: &str, to: &str) -> Diagnostic {
-    let edited = text.replacen(from, to, 1);
-    assert_ne!(edited, text, "`{from}` not found");
+    let mut all = errors_in(text, &[(from, to)]);
+    assert_eq!(all.len(), 1, "one error expected: {all:#?}");
+    all.remove(0)
+}
+
+/// `text` with each `(from, to)` replaced, checked; every error it gives.
+fn errors_in(text: &str, edits: &[(&str, &str)]) -> Vec<Diagnostic> {
+    let mut edited = text.to_owned();
+    for (from, to) in edits {
+        let next = edited.replacen(from, to, 1);
+        assert_ne!(next, edited, "`{from}` not found");
+        edited = next;
+    }
     let spec = spec::parse(&edited).unwrap_or_else(|d| panic!("parse: {}", d.message));
     check(&spec).expect_err("should not check")
 }
@@ -389,10 +401,68 @@ fn names_must_be_snake_case_identifiers() {
 #[test]
 fn exactly_one_network() {
     let both = model_text("vit").replacen("train:", "cnn:\n  layers: [relu]\ntrain:", 1);
-    let d = check(&spec::parse(&both).unwrap()).unwrap_err();
+    let d = check(&spec::parse(&both).unwrap()).unwrap_err().remove(0);
     assert_eq!(
         d.message,
         "a spec has either a `vit:` or a `cnn:` section, not both"
     );
     assert_eq!(d.span.line, 21);
+}
+
+#[test]
+fn independent_errors_are_reported_together_each_at_its_line() {
+    let all = errors_in(
+        &model_text("vit"),
+        &[
+            ("heads: 4", "heads: 5"),
+            ("dropout: 0.1", "dropout: 1.5"),
+            ("epochs: 10", "epochs: 0"),
+            ("lr: 0.0005", "lr: -1"),
+        ],
+    );
+    let found: Vec<(usize, &str)> = all
+        .iter()
+        .map(|d| (d.span.line, d.message.as_str()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (10, "heads (5) do not divide embed_dim (64)"),
+            (16, "`vit.dropout` must be a probability in [0, 1), got 1.5"),
+            (23, "`train.epochs` must be at least 1"),
+            (26, "`train.optimizer.lr` must be greater than 0, got -1"),
+        ]
+    );
+}
+
+#[test]
+fn an_invalid_input_is_reported_once_not_again_by_what_depends_on_it() {
+    // Channels 0 would also make the patch size, the data set's fit and `normalize` wrong;
+    // only the cause is reported, next to the unrelated batch size.
+    let all = errors_in(
+        &model_text("vit"),
+        &[
+            ("channels: 1", "channels: 0"),
+            ("batch_size: 128", "batch_size: 0"),
+        ],
+    );
+    let messages: Vec<&str> = all.iter().map(|d| d.message.as_str()).collect();
+    assert_eq!(
+        messages,
+        [
+            "`input.channels` must be at least 1",
+            "`train.batch_size` must be at least 1"
+        ]
+    );
+}
+
+#[test]
+fn an_invalid_name_is_reported_with_the_network_and_recipe_errors() {
+    let all = errors_in(
+        &model_text("cnn"),
+        &[("name: cnn", "name: Cnn"), ("epochs: 10", "epochs: 0")],
+    );
+    assert_eq!(all.len(), 2, "{all:#?}");
+    assert_eq!(all[0].span.line, 2);
+    assert!(all[1].message.contains("train.epochs"));
 }

@@ -1,7 +1,7 @@
 //! The `train:` recipe: the data set must fit the model, the hyper-parameters must make sense.
 
-use super::{dataset_name, greater_than_zero, positive, shape};
-use crate::diagnostic::Diagnostic;
+use super::rules::{dataset_name, greater_than_zero, positive, shape};
+use crate::diagnostic::{Diagnostic, Errors};
 use crate::ir::{self, Input};
 use crate::spec::{self, OptimizerKind, ScheduleKind, Spec};
 
@@ -21,36 +21,58 @@ fn geometry(dataset: &ir::Dataset) -> Option<(Input, usize)> {
     }
 }
 
-pub(super) fn check(spec: &Spec, input: Input, classes: usize) -> Result<ir::Train, Diagnostic> {
+/// The recipe, with each independent error recorded. What depends on the image shape and
+/// class count (the data set's fit, crop, normalisation) is checked only when `geometry` is
+/// valid, so that a bad input size is not reported again here.
+pub(super) fn check(
+    spec: &Spec,
+    geometry: Option<(Input, usize)>,
+    errors: &mut Errors,
+) -> Option<ir::Train> {
     let train = &spec.train;
-    let dataset = dataset(spec)?;
-    if let Some(geometry) = geometry(&dataset) {
-        fits(spec, &dataset, geometry, input, classes)?;
+    let dataset = errors.take(dataset(spec));
+    if let (Some(dataset), Some((input, classes))) = (&dataset, geometry) {
+        if let Some(known) = self::geometry(dataset) {
+            errors.take(fits(spec, dataset, known, input, classes));
+        }
     }
-    let epochs = positive(spec, "train.epochs", train.epochs)?;
-    Ok(ir::Train {
-        dataset,
-        epochs,
-        batch_size: positive(spec, "train.batch_size", train.batch_size)?,
+    let epochs = errors.take(positive(spec, "train.epochs", train.epochs));
+    let batch_size = errors.take(positive(spec, "train.batch_size", train.batch_size));
+    let optimizer = errors.take(optimizer(spec, &train.optimizer));
+    let schedule = epochs.and_then(|epochs| {
+        errors.take(schedule(spec, &train.schedule, epochs, train.optimizer.lr))
+    });
+    let input = geometry.map(|(input, _)| input);
+    let augment = input.and_then(|input| errors.take(augment(spec, &train.augment, input)));
+    let mean = input.and_then(|input| {
+        errors.take(per_channel(
+            spec,
+            "train.normalize.mean",
+            &train.normalize.mean,
+            input,
+            finite,
+        ))
+    });
+    let std = input.and_then(|input| {
+        errors.take(per_channel(
+            spec,
+            "train.normalize.std",
+            &train.normalize.std,
+            input,
+            greater_than_zero,
+        ))
+    });
+    Some(ir::Train {
+        dataset: dataset?,
+        epochs: epochs?,
+        batch_size: batch_size?,
         seed: train.seed,
-        optimizer: optimizer(spec, &train.optimizer)?,
-        schedule: schedule(spec, &train.schedule, epochs, train.optimizer.lr)?,
-        augment: augment(spec, &train.augment, input)?,
+        optimizer: optimizer?,
+        schedule: schedule?,
+        augment: augment?,
         normalize: ir::Normalize {
-            mean: per_channel(
-                spec,
-                "train.normalize.mean",
-                &train.normalize.mean,
-                input,
-                finite,
-            )?,
-            std: per_channel(
-                spec,
-                "train.normalize.std",
-                &train.normalize.std,
-                input,
-                greater_than_zero,
-            )?,
+            mean: mean?,
+            std: std?,
         },
     })
 }

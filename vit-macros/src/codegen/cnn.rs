@@ -1,6 +1,6 @@
 //! CNNs (the DeiT teacher): one field per layer with parameters, named like the
 //! entries of a PyTorch `nn.Sequential` called `layers` (`layers.0.weight`, ...).
-use super::{struct_and_collection, Field};
+use super::structure::{struct_and_collection, Field};
 use crate::ir::{Cnn, CnnLayer, Model};
 use proc_macro2::{Ident, TokenStream};
 use quote::{format_ident, quote};

@@ -1,6 +1,6 @@
 //! The registry of a `models!` folder: the names of its specs and a dispatch from a name to
 //! the compiled type, so that no hand-written code has to name a model.
-use super::type_name;
+use super::structure::type_name;
 use crate::ir::Model;
 use proc_macro2::TokenStream;
 use quote::quote;

@@ -1,5 +1,5 @@
 //! Vision transformers (ViT, DeiT, LightViT): struct, forward passes, trait impls.
-use super::{struct_and_collection, type_name, Field};
+use super::structure::{struct_and_collection, type_name, Field};
 use crate::ir::{self, Model, Pooling, Positions, Qkv, Tokenizer, Vit};
 use proc_macro2::{Ident, TokenStream};
 use quote::quote;

@@ -3,7 +3,7 @@
 //! serde_yaml renders an error as `path: message at line L column C`; the message parts are
 //! serde's stable wording (`unknown field`, `missing field`, `invalid type`, ...).
 
-use super::{token_len, Locations};
+use super::locations::{token_len, Locations};
 use crate::diagnostic::{did_you_mean, one_of, Diagnostic, Span};
 
 pub(super) fn translate(

@@ -146,6 +146,39 @@ pub(super) fn max(xs: &[f32]) -> f32 {
         .fold(f32::NEG_INFINITY, |a, &b| max_or_nan(a, b))
 }
 
+/// A deterministic stream of keep/drop decisions: element `j` of chunk `c` of a dropout
+/// is kept when a hash of `(seed, c, j)` falls below `keep`, so the mask does not depend
+/// on the number of threads and the backward pass can regenerate it instead of storing it.
+/// A hash of the index rather than a sequential generator: no element waits for the one
+/// before, so the loop vectorises (a `SmallRng` stream was a tenth of a ViT training step).
+pub fn keep_mask(seed: u64, chunk: u64, keep: f32, out: &mut [f32]) {
+    let key = splitmix64(seed ^ splitmix64(chunk));
+    let (k0, k1) = (key as u32, (key >> 32) as u32);
+    // `bits < keep * 2^32`.
+    let threshold = (f64::from(keep) * 4_294_967_296.0).min(f64::from(u32::MAX)) as u32;
+    let scale = 1.0 / keep;
+    for (j, m) in out.iter_mut().enumerate() {
+        let bits = mix32(mix32(j as u32 ^ k0) ^ k1);
+        *m = if bits < threshold { scale } else { 0.0 };
+    }
+}
+
+/// SplitMix64's finaliser: a well-mixed 64-bit key from a seed.
+fn splitmix64(x: u64) -> u64 {
+    let x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    let x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+/// Chris Wellons' `lowbias32` integer hash (32-bit multiplies: one vector lane each).
+#[inline(always)]
+fn mix32(x: u32) -> u32 {
+    let x = (x ^ (x >> 16)).wrapping_mul(0x7FEB_352D);
+    let x = (x ^ (x >> 15)).wrapping_mul(0x846C_A68B);
+    x ^ (x >> 16)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,37 +218,4 @@ mod tests {
         assert!(max(&[1.0, f32::NAN, 3.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 5.0]).is_nan());
         assert!(max(&[1.0, f32::NAN]).is_nan());
     }
-}
-
-/// A deterministic stream of keep/drop decisions: element `j` of chunk `c` of a dropout
-/// is kept when a hash of `(seed, c, j)` falls below `keep`, so the mask does not depend
-/// on the number of threads and the backward pass can regenerate it instead of storing it.
-/// A hash of the index rather than a sequential generator: no element waits for the one
-/// before, so the loop vectorises (a `SmallRng` stream was a tenth of a ViT training step).
-pub fn keep_mask(seed: u64, chunk: u64, keep: f32, out: &mut [f32]) {
-    let key = splitmix64(seed ^ splitmix64(chunk));
-    let (k0, k1) = (key as u32, (key >> 32) as u32);
-    // `bits < keep * 2^32`.
-    let threshold = (f64::from(keep) * 4_294_967_296.0).min(f64::from(u32::MAX)) as u32;
-    let scale = 1.0 / keep;
-    for (j, m) in out.iter_mut().enumerate() {
-        let bits = mix32(mix32(j as u32 ^ k0) ^ k1);
-        *m = if bits < threshold { scale } else { 0.0 };
-    }
-}
-
-/// SplitMix64's finaliser: a well-mixed 64-bit key from a seed.
-fn splitmix64(x: u64) -> u64 {
-    let x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    let x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
-}
-
-/// Chris Wellons' `lowbias32` integer hash (32-bit multiplies: one vector lane each).
-#[inline(always)]
-fn mix32(x: u32) -> u32 {
-    let x = (x ^ (x >> 16)).wrapping_mul(0x7FEB_352D);
-    let x = (x ^ (x >> 15)).wrapping_mul(0x846C_A68B);
-    x ^ (x >> 16)
 }
