@@ -154,7 +154,7 @@ struct Network {
 }
 
 impl Network {
-    fn with(self, train: ir::Train) -> Model {
+    fn with(self, train: ir::Recipe) -> Model {
         Model {
             name: self.name,
             input: self.input,

@@ -159,6 +159,8 @@ impl Diagnostic {
     }
 }
 
+pub use vit_spec::did_you_mean;
+
 /// `a`, `a or b`, `a, b or c`: for "expected one of" lists in messages.
 pub fn one_of<T: std::fmt::Display>(items: &[T]) -> String {
     let items: Vec<String> = items.iter().map(|i| format!("`{i}`")).collect();
@@ -167,26 +169,6 @@ pub fn one_of<T: std::fmt::Display>(items: &[T]) -> String {
         Some((last, [])) => last.clone(),
         Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
     }
-}
-
-/// The candidate closest to `wrong`, if any is close enough to be a likely typo.
-pub fn did_you_mean<'a>(
-    wrong: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Option<&'a str> {
-    let typo_budget = (wrong.chars().count() / 3).max(1);
-    candidates
-        .into_iter()
-        .map(|c| {
-            (
-                strsim::damerau_levenshtein(wrong, c),
-                strsim::jaro_winkler(wrong, c),
-                c,
-            )
-        })
-        .filter(|&(edits, similarity, _)| edits <= typo_budget || similarity >= 0.9)
-        .min_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)))
-        .map(|(.., c)| c)
 }
 
 #[cfg(test)]

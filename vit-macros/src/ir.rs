@@ -11,7 +11,7 @@ pub struct Model {
     pub input: Input,
     pub classes: usize,
     pub arch: Arch,
-    pub train: Train,
+    pub train: Recipe,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,67 +163,7 @@ pub enum CnnLayer {
     },
 }
 
-/// The training recipe; mirrors `vit_runtime::recipe::Recipe`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Train {
-    pub dataset: Dataset,
-    pub epochs: usize,
-    pub batch_size: usize,
-    pub seed: u64,
-    pub optimizer: Optimizer,
-    pub schedule: Schedule,
-    pub augment: Augment,
-    pub normalize: Normalize,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Dataset {
-    Mnist,
-    FashionMnist,
-    /// torchvision's `ImageFolder` layout under `root`; its image size and class count are
-    /// checked when it is loaded.
-    ImageFolder {
-        root: String,
-        resize: bool,
-    },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Optimizer {
-    pub kind: OptimizerKind,
-    pub lr: f64,
-    pub weight_decay: f64,
-    pub betas: (f64, f64),
-    pub eps: f64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OptimizerKind {
-    Adam,
-    AdamW,
-    Sgd,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Schedule {
-    Constant,
-    /// Linear warm-up from 0 over `warmup_epochs`, then cosine decay to `min_lr`.
-    WarmupCosine {
-        warmup_epochs: usize,
-        min_lr: f64,
-    },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Augment {
-    /// `RandomCrop(size, padding)` with zero padding.
-    pub random_crop: Option<(usize, usize)>,
-    pub horizontal_flip: bool,
-}
-
-/// Per channel: one value for all channels, or one per channel.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Normalize {
-    pub mean: Vec<f64>,
-    pub std: Vec<f64>,
-}
+/// The training recipe: the runtime's own type, so that the two cannot disagree.
+pub use vit_spec::{
+    Augment, Dataset, ImageFolder, Normalize, Optimizer, OptimizerKind, Recipe, Schedule,
+};

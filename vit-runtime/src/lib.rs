@@ -14,7 +14,6 @@ pub mod memory;
 pub mod model;
 pub mod models;
 pub mod nn;
-pub mod recipe;
 pub mod train;
 pub mod viz;
 
@@ -23,3 +22,7 @@ pub use dfdx;
 pub use num_traits;
 pub use rand_distr;
 pub use vit_macros::{model, models};
+/// The training recipe of a spec, as the macro checked it (the `vit-spec` crate).
+pub use vit_spec as recipe;
+/// The close name to suggest for a mistyped one, by the rule the spec checks use too.
+pub use vit_spec::did_you_mean;

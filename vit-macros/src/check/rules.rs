@@ -116,9 +116,5 @@ pub(super) fn shape(input: Input) -> String {
 }
 
 pub(super) fn dataset_name(dataset: &ir::Dataset) -> &str {
-    match dataset {
-        ir::Dataset::Mnist => "mnist",
-        ir::Dataset::FashionMnist => "fashion_mnist",
-        ir::Dataset::ImageFolder { root, .. } => root,
-    }
+    dataset.name()
 }

@@ -71,8 +71,8 @@ fn lightvit_derived_sizes() {
     assert_eq!(
         m.train.normalize,
         ir::Normalize {
-            mean: vec![0.0],
-            std: vec![1.0]
+            mean: &[0.0],
+            std: &[1.0]
         }
     );
 }

@@ -17,7 +17,7 @@ fn geometry(dataset: &ir::Dataset) -> Option<(Input, usize)> {
             },
             10,
         )),
-        ir::Dataset::ImageFolder { .. } => None,
+        ir::Dataset::ImageFolder(_) => None,
     }
 }
 
@@ -28,7 +28,7 @@ pub(super) fn check(
     spec: &Spec,
     geometry: Option<(Input, usize)>,
     errors: &mut Errors,
-) -> Option<ir::Train> {
+) -> Option<ir::Recipe> {
     let train = &spec.train;
     let dataset = errors.take(dataset(spec));
     if let (Some(dataset), Some((input, classes))) = (&dataset, geometry) {
@@ -62,7 +62,7 @@ pub(super) fn check(
             greater_than_zero,
         ))
     });
-    Some(ir::Train {
+    Some(ir::Recipe {
         dataset: dataset?,
         epochs: epochs?,
         batch_size: batch_size?,
@@ -71,8 +71,8 @@ pub(super) fn check(
         schedule: schedule?,
         augment: augment?,
         normalize: ir::Normalize {
-            mean: mean?,
-            std: std?,
+            mean: leak_f32(mean?),
+            std: leak_f32(std?),
         },
     })
 }
@@ -89,10 +89,10 @@ fn dataset(spec: &Spec) -> Result<ir::Dataset, Diagnostic> {
                 )
                 .help("the folder holds `train/<class>/*` and `test/<class>/*`"));
             }
-            ir::Dataset::ImageFolder {
-                root: folder.image_folder.clone(),
+            ir::Dataset::ImageFolder(ir::ImageFolder {
+                root: leak(folder.image_folder.clone()),
                 resize: folder.resize,
-            }
+            })
         }
     })
 }
@@ -304,4 +304,15 @@ fn finite(spec: &Spec, path: &str, value: f64) -> Result<f64, Diagnostic> {
         ));
     }
     Ok(value)
+}
+
+/// `'static` text for the recipe, which is the runtime's own type and so a `const` of the
+/// generated code. The few bytes per spec live as long as the compiler process.
+fn leak(text: String) -> &'static str {
+    Box::leak(text.into_boxed_str())
+}
+
+/// Per-channel values as the runtime's `f32` (see [`leak`]).
+fn leak_f32(values: Vec<f64>) -> &'static [f32] {
+    Box::leak(values.into_iter().map(|v| v as f32).collect())
 }

@@ -38,7 +38,7 @@ pub fn emit(model: &Model, teacher: Option<&Model>, spec_path: &Path) -> TokenSt
 fn spec_impl(model: &Model, ty: &Ident, spec_path: &Path) -> TokenStream {
     let path = spec_path.to_string_lossy();
     let name = &model.name;
-    let recipe = recipe(&model.train);
+    let recipe = model.train.to_tokens(&quote!(::vit_runtime::recipe));
     let summary = summary::summary(model);
     let distillation = match &model.arch {
         Arch::Vit(ir::Vit {
@@ -68,53 +68,6 @@ fn spec_impl(model: &Model, ty: &Ident, spec_path: &Path) -> TokenStream {
             const RECIPE: ::vit_runtime::recipe::Recipe = #recipe;
             const SUMMARY: ::vit_runtime::model::Summary = #summary;
             const DISTILLATION: ::core::option::Option<::vit_runtime::model::Distillation> = #distillation;
-        }
-    }
-}
-
-fn recipe(train: &ir::Train) -> TokenStream {
-    let r = quote!(::vit_runtime::recipe);
-    let dataset = match &train.dataset {
-        ir::Dataset::Mnist => quote!(#r::Dataset::Mnist),
-        ir::Dataset::FashionMnist => quote!(#r::Dataset::FashionMnist),
-        ir::Dataset::ImageFolder { root, resize } => {
-            quote!(#r::Dataset::ImageFolder(#r::ImageFolder { root: #root, resize: #resize }))
-        }
-    };
-    let (epochs, batch_size, seed) = (train.epochs, train.batch_size, train.seed);
-    let o = &train.optimizer;
-    let kind = match o.kind {
-        ir::OptimizerKind::Adam => quote!(#r::OptimizerKind::Adam),
-        ir::OptimizerKind::AdamW => quote!(#r::OptimizerKind::AdamW),
-        ir::OptimizerKind::Sgd => quote!(#r::OptimizerKind::Sgd),
-    };
-    let (lr, wd, b1, b2, eps) = (o.lr, o.weight_decay, o.betas.0, o.betas.1, o.eps);
-    let schedule = match train.schedule {
-        ir::Schedule::Constant => quote!(#r::Schedule::Constant),
-        ir::Schedule::WarmupCosine {
-            warmup_epochs,
-            min_lr,
-        } => {
-            quote!(#r::Schedule::WarmupCosine { warmup_epochs: #warmup_epochs, min_lr: #min_lr })
-        }
-    };
-    let crop = match train.augment.random_crop {
-        Some((size, padding)) => quote!(::core::option::Option::Some((#size, #padding))),
-        None => quote!(::core::option::Option::None),
-    };
-    let flip = train.augment.horizontal_flip;
-    let as_f32 = |values: &[f64]| values.iter().map(|&v| v as f32).collect::<Vec<f32>>();
-    let (mean, std) = (as_f32(&train.normalize.mean), as_f32(&train.normalize.std));
-    quote! {
-        #r::Recipe {
-            dataset: #dataset,
-            epochs: #epochs,
-            batch_size: #batch_size,
-            seed: #seed,
-            optimizer: #r::Optimizer { kind: #kind, lr: #lr, weight_decay: #wd, betas: (#b1, #b2), eps: #eps },
-            schedule: #schedule,
-            augment: #r::Augment { random_crop: #crop, horizontal_flip: #flip },
-            normalize: #r::Normalize { mean: &[#(#mean),*], std: &[#(#std),*] },
         }
     }
 }

@@ -72,12 +72,8 @@ impl TypedValueParser for ModelName {
         if names.contains(&name.as_ref()) {
             return Ok(name.into_owned());
         }
-        let hint = names
-            .iter()
-            .map(|n| (strsim::levenshtein(n, &name), n))
-            .filter(|(distance, _)| *distance <= 2.max(name.len() / 3))
-            .min()
-            .map(|(_, n)| format!(" (did you mean `{n}`?)"))
+        let hint = vit_runtime::did_you_mean(&name, names.iter().copied())
+            .map(|n| format!(" (did you mean `{n}`?)"))
             .unwrap_or_default();
         let message = format!(
             "unknown model `{name}`{hint}; compiled specs: {} (a spec is a file models/<name>.yaml)\n",

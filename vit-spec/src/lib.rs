@@ -1,7 +1,51 @@
-//! The training recipe of a spec (the `train:` section of its YAML).
+//! The training recipe of a spec (the `train:` section of its YAML), checked.
 //!
-//! Generated models carry their recipe as a `const`, so the runtime never re-reads YAML:
-//! the compiled model and its recipe cannot drift apart.
+//! One definition for both sides: `vit-macros` checks a spec's `train:` into a [`Recipe`]
+//! and emits it ([`Recipe::to_tokens`], feature `tokens`) as the generated model's `const`;
+//! `vit-runtime` trains by it (as `vit_runtime::recipe`). So the runtime never re-reads
+//! YAML, the compiled model and its recipe cannot drift apart, and a new recipe key is a
+//! field here, the key's spelling in the macro's `spec::Train`, and its check.
+//!
+//! Strings and lists are `&'static` so that a recipe is a `const` of the generated code.
+//!
+//! [`did_you_mean`] is the one rule by which both suggest a name for a mistyped one (a spec
+//! key, a teacher, a model on the command line).
+
+#[cfg(feature = "tokens")]
+mod tokens;
+
+/// The candidate closest to `wrong`, if any is close enough to be a likely typo.
+pub fn did_you_mean<'a>(
+    wrong: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    let typo_budget = (wrong.chars().count() / 3).max(1);
+    candidates
+        .into_iter()
+        .map(|c| {
+            (
+                strsim::damerau_levenshtein(wrong, c),
+                strsim::jaro_winkler(wrong, c),
+                c,
+            )
+        })
+        .filter(|&(edits, similarity, _)| edits <= typo_budget || similarity >= 0.9)
+        .min_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)))
+        .map(|(.., c)| c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggests_a_model_for_a_typo_and_nothing_for_another_word() {
+        let models = ["cnn", "deit", "deit_long", "lightvit", "vit", "vit_long"];
+        assert_eq!(did_you_mean("lightvti", models), Some("lightvit"));
+        assert_eq!(did_you_mean("deit_lnog", models), Some("deit_long"));
+        assert_eq!(did_you_mean("resnet", models), None);
+    }
+}
 
 /// The data sets the runtime can load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
