@@ -6,14 +6,12 @@ mod cnn;
 mod rules;
 mod train;
 
-pub use rules::camel_case;
+pub use rules::{camel_case, is_identifier};
 
 use crate::diagnostic::{Diagnostic, Errors, SourceFile};
 use crate::ir::{self, Arch, Input, Model};
 use crate::spec::{self, Spec};
-use rules::{
-    dataset_name, divisors, greater_than_zero, identifier, list, positive, probability, shape,
-};
+use rules::{divisors, greater_than_zero, identifier, list, positive, probability, shape};
 
 /// Where a ViT names the spec it distils from.
 pub const TEACHER_PATH: &str = "vit.distillation.teacher";
@@ -29,11 +27,6 @@ pub fn check(spec: &Spec) -> Result<Model, Vec<Diagnostic>> {
         .zip(train)
         .map(|(network, train)| network.with(train));
     errors.finish(model, spec.locations.key(""))
-}
-
-/// Whether `name` can name the generated type (a snake_case identifier).
-pub fn valid_name(name: &str) -> bool {
-    rules::is_identifier(name)
 }
 
 /// A spec of a `models!` folder must be named after its file: the registry, the teacher
@@ -74,12 +67,20 @@ pub fn check_teacher(
             d,
         )
     };
+    // The teacher's own build reports all its errors; here the first stands for them.
+    let first_invalid = |all: Vec<Diagnostic>| {
+        invalid(
+            all.into_iter()
+                .next()
+                .expect("`Errors::finish` fails with an error"),
+        )
+    };
     let mut errors = Errors::default();
     let geometry = geometry(teacher, &mut errors);
     let network = check_network(teacher, geometry, &mut errors);
     let network = errors
         .finish(network, teacher.locations.key(""))
-        .map_err(|all| invalid(all.into_iter().next().expect("finish gives an error")))?;
+        .map_err(first_invalid)?;
     let (theirs, ours) = (network.input, student_model.input);
     let teacher_line = |path: &str| {
         format!(
@@ -129,13 +130,13 @@ pub fn check_teacher(
     let train = train::check(teacher, Some((network.input, network.classes)), &mut errors);
     let train = errors
         .finish(train, teacher.locations.key(""))
-        .map_err(|all| invalid(all.into_iter().next().expect("finish gives an error")))?;
+        .map_err(first_invalid)?;
     if train.dataset != student_model.train.dataset {
         return Err(Diagnostic::new(
             format!(
                 "teacher `{name}` is trained on `{}`, but this model on `{}`",
-                dataset_name(&train.dataset),
-                dataset_name(&student_model.train.dataset)
+                train.dataset.name(),
+                student_model.train.dataset.name()
             ),
             at,
         )
@@ -415,6 +416,5 @@ fn check_distillation(
     })
 }
 
-/// A size that must be at least 1.
 #[cfg(test)]
 mod tests;

@@ -119,7 +119,7 @@ fn expand_file(
             .next()
             .unwrap_or_else(|| error("invalid spec".into()));
         rendered.for_each(|e| errors.combine(e));
-        let stub = if check::valid_name(&spec.name) {
+        let stub = if check::is_identifier(&spec.name) {
             codegen::stub(&spec.name)
         } else {
             TokenStream::new()

@@ -2,9 +2,10 @@
 //! wording the checks share.
 
 use crate::diagnostic::Diagnostic;
-use crate::ir::{self, Input};
+use crate::ir::Input;
 use crate::spec::Spec;
 
+/// A size that must be at least 1.
 pub(super) fn positive(spec: &Spec, path: &str, value: usize) -> Result<usize, Diagnostic> {
     if value == 0 {
         return Err(Diagnostic::new(
@@ -40,7 +41,7 @@ pub(super) fn probability(spec: &Spec, path: &str, p: f64) -> Result<f64, Diagno
 
 /// A snake_case identifier whose CamelCase names a Rust type.
 /// A snake_case name whose CamelCase is a Rust identifier.
-pub(super) fn is_identifier(name: &str) -> bool {
+pub fn is_identifier(name: &str) -> bool {
     name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
         && name
             .chars()
@@ -113,8 +114,4 @@ pub(super) fn list(items: &[usize]) -> String {
 
 pub(super) fn shape(input: Input) -> String {
     format!("{}x{}x{}", input.channels, input.height, input.width)
-}
-
-pub(super) fn dataset_name(dataset: &ir::Dataset) -> &str {
-    dataset.name()
 }

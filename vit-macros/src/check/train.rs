@@ -1,6 +1,6 @@
 //! The `train:` recipe: the data set must fit the model, the hyper-parameters must make sense.
 
-use super::rules::{dataset_name, greater_than_zero, positive, shape};
+use super::rules::{greater_than_zero, positive, shape};
 use crate::diagnostic::{Diagnostic, Errors};
 use crate::ir::{self, Input};
 use crate::spec::{self, OptimizerKind, ScheduleKind, Spec};
@@ -133,7 +133,7 @@ fn fits(
     classes: usize,
 ) -> Result<(), Diagnostic> {
     let at = |path: &str| spec.locations.value(path);
-    let name = dataset_name(dataset);
+    let name = dataset.name();
     if images != input {
         return Err(Diagnostic::new(
             format!(
