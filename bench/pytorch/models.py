@@ -11,7 +11,7 @@ the Rust model (`vit-runtime eval <spec> --weights FILE`) and back. Matching det
   the `conv` tokenizer is Conv2d(C, D, P, stride=P), the `patches` one Linear(C*P*P, D);
 * sinusoidal positions: sin(pos / 10000^(i/d)) on even i, cos(pos / 10000^((i-1)/d))
   on odd i, computed in float64 (a persistent buffer: saved, never trained);
-* LayerNorm eps 1e-5, exact (erf) GELU, attention scale 1/sqrt(head_dim), the
+* LayerNorm eps the spec's `norm_eps` (default 1e-5), exact (erf) GELU, attention scale 1/sqrt(head_dim), the
   softmax written out (no fused scaled_dot_product_attention), as the Rust layers do;
 * `qkv: fused` is timm's Attention (qkv output = [q | k | v], each head-major, then
   proj); `qkv: per_head` is the course's MyMSA (head h maps its own slice through
@@ -176,16 +176,16 @@ class Mlp(nn.Module):
 class Block(nn.Module):
     """Pre-norm encoder block: x + attn(norm1(x)), then + mlp(norm2(x))."""
 
-    def __init__(self, dim, heads, hidden, qkv, activation, drop, attn_drop, drop_path):
+    def __init__(self, dim, heads, hidden, qkv, activation, drop, attn_drop, drop_path, eps):
         super().__init__()
-        self.norm1 = nn.LayerNorm(dim, eps=1e-5)
+        self.norm1 = nn.LayerNorm(dim, eps=eps)
         if qkv == "fused":
             self.attn = Attention(dim, heads, attn_drop, drop)
         elif qkv == "per_head":
             self.attn = PerHeadAttention(dim, heads, attn_drop)
         else:
             raise ValueError(f"unknown qkv {qkv!r}")
-        self.norm2 = nn.LayerNorm(dim, eps=1e-5)
+        self.norm2 = nn.LayerNorm(dim, eps=eps)
         self.mlp = Mlp(dim, hidden, activation, drop)
         self.drop_path = DropPath(drop_path)
 
@@ -211,6 +211,7 @@ class VisionTransformer(nn.Module):
         drop = v.get("dropout", 0.0)
         drop_path = v.get("drop_path", 0.0)
         std = v.get("init_std", 0.02)
+        eps = v.get("norm_eps", 1e-5)
 
         self.patch_embed = PatchEmbed(v["tokenizer"], c, patch, dim)
         if self.pooling == "cls":
@@ -225,8 +226,8 @@ class VisionTransformer(nn.Module):
         rates = [drop_path * i / (depth - 1) if depth > 1 else drop_path for i in range(depth)]
         self.blocks = nn.ModuleList(
             Block(dim, heads, hidden, v.get("qkv", "fused"), v.get("activation", "gelu"),
-                  drop, v.get("attention_dropout", 0.0), rate) for rate in rates)
-        self.norm = nn.LayerNorm(dim, eps=1e-5) if v.get("final_norm", True) else nn.Identity()
+                  drop, v.get("attention_dropout", 0.0), rate, eps) for rate in rates)
+        self.norm = nn.LayerNorm(dim, eps=eps) if v.get("final_norm", True) else nn.Identity()
         self.head = nn.Linear(dim, spec["classes"])
         if self.distilled:
             self.head_dist = nn.Linear(dim, spec["classes"])

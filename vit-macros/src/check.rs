@@ -256,6 +256,7 @@ fn check_vit(spec: &Spec, vit: &spec::Vit, input: Input, errors: &mut Errors) ->
         vit.attention_dropout,
     ));
     let drop_path = errors.take(probability(spec, "vit.drop_path", vit.drop_path));
+    let norm_eps = errors.take(greater_than_zero(spec, "vit.norm_eps", vit.norm_eps));
     let init_std = errors.take(greater_than_zero(spec, "vit.init_std", vit.init_std));
     let (patch, embed_dim, depth, heads) = (patch?, embed_dim?, depth?, heads?);
     let mlp_hidden = mlp_hidden?;
@@ -301,6 +302,7 @@ fn check_vit(spec: &Spec, vit: &spec::Vit, input: Input, errors: &mut Errors) ->
         attention_dropout: attention_dropout?,
         drop_path: drop_path?,
         final_norm: vit.final_norm,
+        norm_eps: norm_eps?,
         init_std: init_std?,
         distillation,
         extra_tokens,

@@ -53,6 +53,7 @@ pub struct Vit {
     /// Maximum drop-path rate; block `i` uses `drop_path * i / (depth - 1)` as in timm.
     pub drop_path: f64,
     pub final_norm: bool,
+    pub norm_eps: f64,
     /// Std of the truncated normal used for learned tokens and positions.
     pub init_std: f64,
     pub distillation: Option<Distillation>,

@@ -55,8 +55,8 @@ pub struct Input {
 /// exactly one of `mlp_hidden` / `mlp_ratio` (`mlp_hidden = mlp_ratio * embed_dim`).
 ///
 /// Defaults: `qkv: fused`, `activation: gelu`, `pooling: cls`, `dropout: 0`,
-/// `attention_dropout: 0`, `drop_path: 0`, `final_norm: true`, `init_std: 0.02`,
-/// no `distillation`.
+/// `attention_dropout: 0`, `drop_path: 0`, `final_norm: true`, `norm_eps: 1e-5`,
+/// `init_std: 0.02`, no `distillation`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Vit {
@@ -84,6 +84,9 @@ pub struct Vit {
     pub drop_path: f64,
     #[serde(default = "yes")]
     pub final_norm: bool,
+    /// Every LayerNorm's eps: PyTorch's default 1e-5, timm's ViTs 1e-6.
+    #[serde(default = "default_norm_eps")]
+    pub norm_eps: f64,
     #[serde(default = "default_init_std")]
     pub init_std: f64,
     #[serde(default)]
@@ -368,6 +371,10 @@ fn half() -> f64 {
 
 fn one_usize() -> usize {
     1
+}
+
+fn default_norm_eps() -> f64 {
+    1e-5
 }
 
 fn default_init_std() -> f64 {

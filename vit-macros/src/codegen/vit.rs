@@ -123,9 +123,10 @@ pub fn emit(model: &Model, vit: &Vit, ty: &Ident, teacher: Option<&Model>) -> To
             }
         })
         .collect();
+    let norm_eps = vit.norm_eps as f32;
     let final_norm = vit
         .final_norm
-        .then(|| quote!(let x = self.norm.forward(x);));
+        .then(|| quote!(let x = self.norm.forward(x, #norm_eps);));
     // The class head takes the tape unless the distillation head follows, which then takes it
     // (the two tapes merge again when the losses are added).
     let class_input = if distilled {
@@ -196,6 +197,7 @@ pub fn emit(model: &Model, vit: &Vit, ty: &Ident, teacher: Option<&Model>) -> To
                             dropout: #dropout,
                             attention_dropout: #attn_dropout,
                             drop_path,
+                            norm_eps: #norm_eps,
                             want_maps: maps.is_some(),
                         };
                         let (y, block_maps) = block.forward(x, options);

@@ -16,6 +16,8 @@ pub struct BlockOptions {
     pub attention_dropout: f32,
     /// This block's stochastic-depth rate.
     pub drop_path: f32,
+    /// The eps of both LayerNorms.
+    pub norm_eps: f32,
     pub want_maps: bool,
 }
 
@@ -84,12 +86,13 @@ where
             dropout: options.dropout,
             want_maps: options.want_maps,
         };
-        let (a, maps) = self
-            .attn
-            .forward(self.norm1.forward(x.with_empty_tape()), attention);
+        let (a, maps) = self.attn.forward(
+            self.norm1.forward(x.with_empty_tape(), options.norm_eps),
+            attention,
+        );
         let x = drop_path(a, options.drop_path, options.mode) + x;
         let m = self.mlp.forward(
-            self.norm2.forward(x.with_empty_tape()),
+            self.norm2.forward(x.with_empty_tape(), options.norm_eps),
             options.activation,
             options.dropout,
             options.mode,
@@ -127,6 +130,7 @@ pub fn drop_path<B: Dim, S: Dim, M: Dim, D: Device<f32>, T: Tape<f32, D>>(
 mod tests {
     use super::*;
     use crate::nn::attention::FusedAttention;
+    use crate::nn::norm::LAYER_NORM_EPS;
 
     const B: usize = 2;
     const S: usize = 5;
@@ -142,6 +146,7 @@ mod tests {
             dropout: 0.1,
             attention_dropout: 0.1,
             drop_path: 0.2,
+            norm_eps: LAYER_NORM_EPS as f32,
             want_maps: true,
         }
     }
@@ -170,10 +175,12 @@ mod tests {
             dropout: 0.0,
             want_maps: false,
         };
-        let (a, _) = block.attn.forward(block.norm1.forward(x.clone()), eval);
+        let (a, _) = block
+            .attn
+            .forward(block.norm1.forward(x.clone(), LAYER_NORM_EPS as f32), eval);
         let h = x + a;
         let m = block.mlp.forward(
-            block.norm2.forward(h.clone()),
+            block.norm2.forward(h.clone(), LAYER_NORM_EPS as f32),
             Activation::Gelu,
             0.0,
             Mode::Eval,

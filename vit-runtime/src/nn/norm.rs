@@ -1,13 +1,15 @@
 //! Layer normalisation over the last (feature) axis, with timm's parameter names.
 use dfdx::prelude::*;
 
-/// `nn.LayerNorm(M)`: `weight` (gamma) and `bias` (beta), eps 1e-5 as in PyTorch.
+/// `nn.LayerNorm(M, eps)`: `weight` (gamma) and `bias` (beta); the eps comes with each
+/// forward pass (from the spec).
 #[derive(Debug, Clone)]
 pub struct LayerNorm<const M: usize, E: Dtype, D: Storage<E>> {
     pub weight: Tensor<Rank1<M>, E, D>,
     pub bias: Tensor<Rank1<M>, E, D>,
 }
 
+/// PyTorch's default eps, the spec's unless it says otherwise.
 pub const LAYER_NORM_EPS: f64 = 1e-5;
 
 impl<const M: usize, E: Dtype, D: Device<E>> TensorCollection<E, D> for LayerNorm<M, E, D> {
@@ -41,8 +43,9 @@ impl<const M: usize, D: super::kernels::Kernels> LayerNorm<M, f32, D> {
     pub fn forward<B: Dim, S: Dim, T: Tape<f32, D>>(
         &self,
         x: Tensor<(B, S, Const<M>), f32, D, T>,
+        eps: f32,
     ) -> Tensor<(B, S, Const<M>), f32, D, T> {
-        D::layer_norm(x, &self.weight, &self.bias, LAYER_NORM_EPS as f32)
+        D::layer_norm(x, &self.weight, &self.bias, eps)
     }
 }
 
@@ -60,7 +63,7 @@ mod tests {
         // Off-centre, wide input so that mean, variance and the affine part all matter.
         let x: Tensor<Rank3<2, 3, M>, f32, Cpu> = dev.sample_normal() * 3.0 + 1.5;
         let (xs, w, b) = (x.as_vec(), norm.weight.as_vec(), norm.bias.as_vec());
-        let y = norm.forward(x).as_vec();
+        let y = norm.forward(x, LAYER_NORM_EPS as f32).as_vec();
 
         for (row, (xs, ys)) in xs.chunks(M).zip(y.chunks(M)).enumerate() {
             let mean = xs.iter().map(|&v| v as f64).sum::<f64>() / M as f64;
@@ -83,7 +86,7 @@ mod tests {
         let dev = Cpu::default();
         let norm: LayerNorm<2, f32, Cpu> = BuildModule::build(&dev);
         let x = dev.tensor([[[1e-3f32, -1e-3]]]);
-        let y = norm.forward(x).as_vec();
+        let y = norm.forward(x, LAYER_NORM_EPS as f32).as_vec();
         let expected = 1e-3 / (1e-6f64 + 1e-5).sqrt();
         assert!(
             (y[0] as f64 - expected).abs() <= 1e-5,
