@@ -1,6 +1,6 @@
 //! `eval`: test accuracy, per-class accuracy and confusion matrix of a checkpoint or of
 //! plain weights.
-use super::{load_model, model_names, with_model, CommonArgs, DeviceCommand};
+use super::{load_model, model_names, weight_file, with_model, CommonArgs, DeviceCommand};
 use anyhow::bail;
 use clap::Args;
 use std::path::PathBuf;
@@ -23,6 +23,11 @@ pub struct EvalArgs {
     /// of a model of bench/pytorch/models.py (no run state needed).
     #[arg(long, value_name = "PATH", conflicts_with = "checkpoint")]
     weights: Option<PathBuf>,
+    /// With --weights: adapt weights made for other sizes as timm does (position
+    /// embeddings resampled to this model's patch grid, patch kernels to its patch size and
+    /// channel count, a fresh head for another class count); every change is listed.
+    #[arg(long, requires = "weights")]
+    adapt: bool,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -51,7 +56,7 @@ impl<D: SeededDevice> Visitor<D> for Eval<'_> {
         let args = self.0;
         let dev = D::seeded(0)?;
         let loaded = load_model::<M, C, H, W, K, D>(
-            args.weights.as_deref(),
+            weight_file(&args.weights, args.adapt).as_ref(),
             args.checkpoint.as_deref(),
             &dev,
         )?;

@@ -8,6 +8,7 @@ use clap::Args;
 use std::path::{Path, PathBuf};
 use vit_runtime::device::{DeviceChoice, Resolved, SeededDevice};
 use vit_runtime::model::{ImageClassifier, Visitor};
+use vit_runtime::train::WeightFile;
 
 pub mod attention;
 pub mod bench;
@@ -113,10 +114,18 @@ pub struct Loaded<M> {
     pub classes: Vec<String>,
 }
 
+/// `--weights PATH [--adapt]` as what [`load_model`] and training take.
+pub fn weight_file(weights: &Option<PathBuf>, adapt: bool) -> Option<WeightFile> {
+    weights.as_ref().map(|path| WeightFile {
+        path: path.clone(),
+        adapt,
+    })
+}
+
 /// `--weights PATH` (plain weights with the model's tensor names), else the checkpoint
 /// `--checkpoint PATH`, else `runs/<model>/checkpoint.safetensors`.
 pub fn load_model<M, const C: usize, const H: usize, const W: usize, const K: usize, D>(
-    weights: Option<&Path>,
+    weights: Option<&WeightFile>,
     checkpoint: Option<&Path>,
     dev: &D,
 ) -> anyhow::Result<Loaded<M>>
@@ -124,10 +133,10 @@ where
     D: SeededDevice,
     M: ImageClassifier<C, H, W, K, D>,
 {
-    if let Some(path) = weights {
+    if let Some(weights) = weights {
         return Ok(Loaded {
-            model: vit_runtime::train::load_weights_for_eval::<M, C, H, W, K, D>(path, dev)?,
-            origin: format!("weights {}", path.display()),
+            model: vit_runtime::train::load_weights_for_eval::<M, C, H, W, K, D>(weights, dev)?,
+            origin: format!("weights {}", weights.path.display()),
             classes: Vec::new(),
         });
     }

@@ -1,5 +1,5 @@
 //! `predict`: the most likely classes of image files, by a trained model.
-use super::{flags, load_model, model_names, with_model, DeviceCommand};
+use super::{flags, load_model, model_names, weight_file, with_model, DeviceCommand};
 use clap::Args;
 use serde::Serialize;
 use std::path::PathBuf;
@@ -27,6 +27,11 @@ pub struct PredictArgs {
     /// names them, else by number.
     #[arg(long, value_name = "PATH", conflicts_with = "checkpoint")]
     weights: Option<PathBuf>,
+    /// With --weights: adapt weights made for other sizes as timm does (position
+    /// embeddings resampled to this model's patch grid, patch kernels to its patch size and
+    /// channel count, a fresh head for another class count); every change is listed.
+    #[arg(long, requires = "weights")]
+    adapt: bool,
     /// How many classes to list per image, most likely first.
     #[arg(long, default_value_t = 3, value_parser = flags::at_least_one)]
     top: usize,
@@ -104,7 +109,7 @@ impl<D: SeededDevice> Visitor<D> for Predict<'_> {
 
         let dev = D::seeded(0)?;
         let loaded = load_model::<M, C, H, W, K, D>(
-            args.weights.as_deref(),
+            weight_file(&args.weights, args.adapt).as_ref(),
             args.checkpoint.as_deref(),
             &dev,
         )?;

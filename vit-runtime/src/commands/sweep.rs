@@ -256,6 +256,7 @@ fn train_one<D: SeededDevice>(
         limit_train: args.limit_train,
         teacher: args.teacher.clone(),
         weights: None,
+        adapt: false,
         log_every: args.log_every,
         quiet: args.quiet,
     };

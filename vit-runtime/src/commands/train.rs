@@ -1,6 +1,6 @@
 //! `train`: a run of a spec's recipe, with the command line's overrides; a distilled model
 //! first finds (or trains) its teacher.
-use super::{flags, model_names, with_model, CommonArgs, DeviceCommand};
+use super::{flags, model_names, weight_file, with_model, CommonArgs, DeviceCommand};
 use anyhow::Context;
 use clap::Args;
 use std::path::{Path, PathBuf};
@@ -45,6 +45,11 @@ pub struct TrainArgs {
     /// --resume, a checkpoint in the run directory takes precedence.
     #[arg(long, value_name = "PATH")]
     pub weights: Option<PathBuf>,
+    /// With --weights: adapt weights made for other sizes as timm does (position
+    /// embeddings resampled to this model's patch grid, patch kernels to its patch size and
+    /// channel count, a fresh head for another class count); every change is listed.
+    #[arg(long, requires = "weights")]
+    pub adapt: bool,
     /// Train on the first N training images only (smoke runs; at least 1).
     #[arg(long, value_parser = flags::at_least_one)]
     pub limit_train: Option<usize>,
@@ -119,7 +124,7 @@ fn run_options<M: ModelSpec>(args: &TrainArgs, out: PathBuf) -> RunOptions {
         recipe,
         out_dir: out,
         existing: args.existing(),
-        init_weights: args.weights.clone(),
+        init_weights: weight_file(&args.weights, args.adapt),
         data_dir: args.common.data_dir.clone(),
         limit_train: args.limit_train,
         limit_test: args.common.limit_test,
@@ -236,7 +241,11 @@ where
     D: SeededDevice,
     T: ImageClassifier<C, H, W, K, D>,
 {
-    train::load_weights_for_eval::<T, C, H, W, K, D>(path, &D::seeded(0)?)
+    let weights = train::WeightFile {
+        path: path.to_path_buf(),
+        adapt: false,
+    };
+    train::load_weights_for_eval::<T, C, H, W, K, D>(&weights, &D::seeded(0)?)
         .with_context(|| format!("cannot use {} as the teacher `{}`", path.display(), T::NAME))
 }
 

@@ -89,14 +89,31 @@ where
         tensors.push((format!("optimizer.m.{name}"), vec![m.len()], m.clone()));
         tensors.push((format!("optimizer.v.{name}"), vec![v.len()], v.clone()));
     }
+    let metadata = HashMap::from([
+        (
+            STATE_KEY.to_string(),
+            serde_json::to_string(state).expect("state serialises"),
+        ),
+        (SPEC_KEY.to_string(), spec_yaml.to_string()),
+    ]);
+    let serialized =
+        serialize(tensors, Some(metadata)).map_err(|reason| CheckpointError::Format {
+            path: path.into(),
+            reason,
+        })?;
+    write_atomically(path, &serialized)
+}
+
+/// `(name, shape, values)` tensors as a safetensors file in memory.
+fn serialize(
+    tensors: Vec<(String, Vec<usize>, Vec<f32>)>,
+    metadata: Option<HashMap<String, String>>,
+) -> Result<Vec<u8>, String> {
     let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
         .into_iter()
         .map(|(name, shape, data)| {
-            (
-                name,
-                shape,
-                data.iter().flat_map(|x| x.to_le_bytes()).collect(),
-            )
+            let data = data.iter().flat_map(|x| x.to_le_bytes()).collect();
+            (name, shape, data)
         })
         .collect();
     let views: Vec<(String, TensorView)> = bytes
@@ -107,20 +124,7 @@ where
             (name.clone(), view)
         })
         .collect();
-    let metadata = HashMap::from([
-        (
-            STATE_KEY.to_string(),
-            serde_json::to_string(state).expect("state serialises"),
-        ),
-        (SPEC_KEY.to_string(), spec_yaml.to_string()),
-    ]);
-    let serialized = ::safetensors::tensor::serialize(views, &Some(metadata)).map_err(|e| {
-        CheckpointError::Format {
-            path: path.into(),
-            reason: e.to_string(),
-        }
-    })?;
-    write_atomically(path, &serialized)
+    ::safetensors::tensor::serialize(views, &metadata).map_err(|e| e.to_string())
 }
 
 /// Writes `bytes` next to `path`, syncs, then renames over `path`; on failure the
@@ -211,7 +215,233 @@ where
     let bytes = read(path)?;
     let file = parse(path, &bytes)?;
     let saved = state(&bytes).map(|s| s.spec);
-    let filled = fill(path, &file, model, model_name, saved.as_deref())?;
+    fill_weights(path, &file, saved.as_deref(), model, model_name)
+}
+
+/// One change [`load_weights_adapted`] made to a tensor of the file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Adaptation {
+    pub tensor: String,
+    /// Its shape in the file.
+    pub from: Vec<usize>,
+    /// The model's shape.
+    pub to: Vec<usize>,
+    /// What was done, in words.
+    pub how: String,
+}
+
+impl std::fmt::Display for Adaptation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: {:?} -> {:?}, {}",
+            self.tensor, self.from, self.to, self.how
+        )
+    }
+}
+
+/// What [`load_weights_adapted`] did besides loading.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Adapted {
+    /// The file's tensors the model has no use for, as [`load_weights`] returns them.
+    pub unused: Vec<String>,
+    /// Every tensor that did not load as it is, in the model's order.
+    pub adaptations: Vec<Adaptation>,
+}
+
+/// [`load_weights`] into a model of other sizes, as timm loads pretrained weights into
+/// `create_model(name, pretrained=True, img_size=.., in_chans=.., num_classes=..)`:
+/// - `pos_embed` of another length is resampled to the model's patch grid (the class and
+///   distillation tokens' positions kept), the file's grid taken to be square;
+/// - conv patch kernels (`patch_embed.proj.weight`) of another size are resampled to the
+///   model's patch size, then adapted to its channel count;
+/// - a head (`head`, `head_dist`) for another class count is left as the model has it
+///   (freshly initialised).
+///
+/// `image` is the model's input `(height, width)`. Any other difference stays an error that
+/// names the tensor, as in [`load_weights`]; so does one of these the file cannot be adapted
+/// from.
+pub fn load_weights_adapted<M, D>(
+    path: &Path,
+    model: &mut M,
+    model_name: &str,
+    image: (usize, usize),
+) -> Result<Adapted, CheckpointError>
+where
+    M: TensorCollection<f32, D> + Clone,
+    D: Device<f32>,
+{
+    let bytes = read(path)?;
+    let file = parse(path, &bytes)?;
+    let saved = state(&bytes).map(|s| s.spec);
+    let mut ours = Collect(Vec::new());
+    let walked = M::iter_tensors(&mut RecursiveWalker {
+        m: (&*model, String::new()),
+        f: &mut ours,
+    });
+    if let Err(never) = walked {
+        match never {}
+    }
+    let mismatch = |tensor: &str, problem: String| CheckpointError::Mismatch {
+        path: path.into(),
+        model: model_name.into(),
+        saved: saved.clone(),
+        tensor: tensor.into(),
+        problem,
+    };
+    let prefix = ours
+        .0
+        .iter()
+        .filter(|(name, ..)| name == "cls_token" || name == "dist_token")
+        .count();
+    let mut tensors: HashMap<String, (Vec<usize>, Vec<f32>)> = HashMap::new();
+    for name in file.names() {
+        let view = file.tensor(name).expect("a name of the file");
+        match read_f32(&file, name) {
+            Some(values) => {
+                tensors.insert(name.clone(), (view.shape().to_vec(), values));
+            }
+            None if ours.0.iter().any(|(ours, ..)| ours == name) => {
+                let problem = format!("has dtype {:?}, expected F32", view.dtype());
+                return Err(mismatch(name, problem));
+            }
+            None => {}
+        }
+    }
+    let mut adaptations = Vec::new();
+    for (name, shape, values) in &ours.0 {
+        let Some((from, theirs)) = tensors.get(name) else {
+            continue;
+        };
+        if from == shape {
+            continue;
+        }
+        let (from, theirs) = (from.clone(), theirs.as_slice());
+        let (adapted, how) = match name.as_str() {
+            "pos_embed" => adapt_positions(theirs, &from, shape, prefix, image)
+                .map_err(|problem| mismatch(name, problem))?,
+            "patch_embed.proj.weight" => {
+                adapt_kernels(theirs, &from, shape).map_err(|problem| mismatch(name, problem))?
+            }
+            "head.weight" | "head.bias" | "head_dist.weight" | "head_dist.bias"
+                if from.len() == shape.len() && from[1..] == shape[1..] =>
+            {
+                let how = format!(
+                    "a fresh head: {} classes in the file, {} in the model",
+                    from[0], shape[0]
+                );
+                (values.clone(), how)
+            }
+            _ => continue, // left for `fill` to report
+        };
+        adaptations.push(Adaptation {
+            tensor: name.clone(),
+            from,
+            to: shape.clone(),
+            how,
+        });
+        tensors.insert(name.clone(), (shape.clone(), adapted));
+    }
+    let adapted = serialize(
+        tensors.into_iter().map(|(n, (s, v))| (n, s, v)).collect(),
+        None,
+    )
+    .map_err(|reason| CheckpointError::Format {
+        path: path.into(),
+        reason,
+    })?;
+    let file = parse(path, &adapted)?;
+    let unused = fill_weights(path, &file, saved.as_deref(), model, model_name)?;
+    Ok(Adapted {
+        unused,
+        adaptations,
+    })
+}
+
+/// `pos_embed` `(1, prefix + n, dim)` from the file resampled to the model's `to`.
+fn adapt_positions(
+    theirs: &[f32],
+    from: &[usize],
+    to: &[usize],
+    prefix: usize,
+    (height, width): (usize, usize),
+) -> Result<(Vec<f32>, String), String> {
+    let (&[1, n_from, dim_from], &[1, n_to, dim]) = (from, to) else {
+        return Err(format!(
+            "has shape {from:?} in the file, the model expects {to:?}"
+        ));
+    };
+    if dim_from != dim {
+        return Err(format!(
+            "has width {dim_from} in the file, the model's is {dim}: only the number of positions can be adapted"
+        ));
+    }
+    let square = |n: usize| (0..=n).find(|s| s * s >= n).filter(|s| s * s == n);
+    let old = n_from.checked_sub(prefix).and_then(square).ok_or_else(|| {
+        format!("has {n_from} positions in the file: not {prefix} token(s) and a square grid")
+    })?;
+    // The model's grid has the image's aspect: gh * gw = n, gh / gw = height / width.
+    let n = n_to - prefix;
+    let gh = (1..=n)
+        .find(|gh| n % gh == 0 && gh * width == (n / gh) * height)
+        .expect("a generated model's positions cover its patch grid");
+    let new = (gh, n / gh);
+    let how = format!(
+        "positions resampled from a {old}x{old} grid to {}x{} (bicubic, antialiased), {prefix} token position(s) kept",
+        new.0, new.1
+    );
+    let resampled = super::adapt::resample_positions(theirs, prefix, dim, (old, old), new);
+    Ok((resampled, how))
+}
+
+/// Conv patch kernels `(dim, channels, p, p)` from the file resampled to the model's patch
+/// size, then adapted to its channel count.
+fn adapt_kernels(
+    theirs: &[f32],
+    from: &[usize],
+    to: &[usize],
+) -> Result<(Vec<f32>, String), String> {
+    let (&[out_from, c_from, h_from, w_from], &[out, c, h, w]) = (from, to) else {
+        return Err(format!(
+            "has shape {from:?} in the file, the model expects {to:?}: only conv patch kernels can be adapted"
+        ));
+    };
+    if out_from != out {
+        return Err(format!(
+            "has width {out_from} in the file, the model's is {out}: only the patch size and channels can be adapted"
+        ));
+    }
+    let mut how = Vec::new();
+    let mut kernels = theirs.to_vec();
+    if (h_from, w_from) != (h, w) {
+        kernels = super::adapt::resample_patch_kernels(&kernels, (h_from, w_from), (h, w));
+        how.push(format!(
+            "kernels resampled from {h_from}x{w_from} to {h}x{w} (pseudo-inverse of the bicubic resize)"
+        ));
+    }
+    if c_from != c {
+        kernels = super::adapt::adapt_input_channels(&kernels, out, c_from, c)?;
+        how.push(match c {
+            1 => format!("{c_from} input channels summed into 1"),
+            _ => format!("{c_from} input channels repeated to {c} and scaled by 3/{c}"),
+        });
+    }
+    Ok((kernels, how.join("; ")))
+}
+
+/// Fills `model` from `file` and returns the file's tensors it has no use for.
+fn fill_weights<M, D>(
+    path: &Path,
+    file: &SafeTensors,
+    saved: Option<&str>,
+    model: &mut M,
+    model_name: &str,
+) -> Result<Vec<String>, CheckpointError>
+where
+    M: TensorCollection<f32, D> + Clone,
+    D: Device<f32>,
+{
+    let filled = fill(path, file, model, model_name, saved)?;
     let moments = |name: &str| saved.is_some() && name.starts_with("optimizer.");
     let mut unused: Vec<String> = file
         .names()

@@ -7,7 +7,7 @@ use crate::device::SeededDevice;
 use crate::model::{Heads, ImageClassifier};
 use crate::recipe::Recipe;
 use dfdx::prelude::*;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Test-set results of a model.
 #[derive(Debug, Clone)]
@@ -115,10 +115,58 @@ where
     Ok((model, state))
 }
 
-/// Builds `M` with the weights of any safetensors file that names them as `M` does (a
-/// PyTorch `state_dict`, a vit-rs checkpoint), for evaluation.
+/// Weights to start from or to evaluate: a safetensors file with the model's tensor names
+/// (a PyTorch or timm `state_dict`, a vit-rs checkpoint), loaded as it is or, with
+/// `adapt`, adapted to the model's sizes as timm adapts pretrained weights
+/// ([`checkpoint::load_weights_adapted`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WeightFile {
+    pub path: PathBuf,
+    pub adapt: bool,
+}
+
+/// Loads `weights` into `model`; says on stderr what was adapted, tensor by tensor, and
+/// which tensors of the file the model did not use.
+pub fn load_weight_file<M, const C: usize, const H: usize, const W: usize, const K: usize, D>(
+    weights: &WeightFile,
+    model: &mut M,
+) -> anyhow::Result<()>
+where
+    D: SeededDevice,
+    M: ImageClassifier<C, H, W, K, D>,
+{
+    let path = &weights.path;
+    let unused = if weights.adapt {
+        let adapted = checkpoint::load_weights_adapted(path, model, M::NAME, (H, W))?;
+        for adaptation in &adapted.adaptations {
+            eprintln!("adapted {adaptation}");
+        }
+        if adapted.adaptations.is_empty() {
+            eprintln!(
+                "--adapt: every tensor of {} fits `{}` as it is",
+                path.display(),
+                M::NAME
+            );
+        }
+        adapted.unused
+    } else {
+        checkpoint::load_weights(path, model, M::NAME).map_err(|e| match &e {
+            checkpoint::CheckpointError::Mismatch { problem, .. } if problem.contains("shape") => {
+                anyhow::Error::new(e).context(
+                    "the weights are for other sizes; --adapt resamples the positions and the \
+                     patch kernels and gives the model a fresh head, as timm does",
+                )
+            }
+            _ => e.into(),
+        })?
+    };
+    warn_unused(path, &unused);
+    Ok(())
+}
+
+/// Builds `M` with the weights of `weights`, for evaluation.
 pub fn load_weights_for_eval<M, const C: usize, const H: usize, const W: usize, const K: usize, D>(
-    path: &Path,
+    weights: &WeightFile,
     dev: &D,
 ) -> anyhow::Result<M>
 where
@@ -126,7 +174,6 @@ where
     M: ImageClassifier<C, H, W, K, D>,
 {
     let mut model = M::build(dev);
-    let unused = checkpoint::load_weights(path, &mut model, M::NAME)?;
-    warn_unused(path, &unused);
+    load_weight_file::<M, C, H, W, K, D>(weights, &mut model)?;
     Ok(model)
 }

@@ -6,6 +6,7 @@
 //! `(seed, e)`, and each epoch runs on a device seeded from `(seed, e)`, so a run resumed
 //! from the checkpoint of epoch `e - 1` redoes epoch `e` exactly as it would have run.
 
+pub mod adapt;
 pub mod checkpoint;
 mod evaluate;
 pub mod loss;
@@ -17,7 +18,8 @@ mod step;
 pub mod sweep;
 
 pub use evaluate::{
-    evaluate, load_data, load_for_eval, load_weights_for_eval, warn_unused, Evaluation,
+    evaluate, load_data, load_for_eval, load_weight_file, load_weights_for_eval, warn_unused,
+    Evaluation, WeightFile,
 };
 pub use run_dir::{Existing, RunDir, CHECKPOINT, METRICS};
 pub use step::training_loss;
@@ -45,9 +47,9 @@ pub struct RunOptions {
     /// (from scratch if it has none), or replace it.
     pub existing: Existing,
     /// Start from these weights (any safetensors file with the model's tensor names,
-    /// see [`checkpoint::load_weights`]) instead of the seed's random init; a checkpoint
-    /// to resume from takes precedence.
-    pub init_weights: Option<PathBuf>,
+    /// see [`checkpoint::load_weights`], or adapted to the model's sizes) instead of the
+    /// seed's random init; a checkpoint to resume from takes precedence.
+    pub init_weights: Option<WeightFile>,
     pub data_dir: Option<PathBuf>,
     pub limit_train: Option<usize>,
     pub limit_test: Option<usize>,
@@ -218,10 +220,13 @@ where
             options.out_dir.display()
         );
     }
-    if let Some(path) = &options.init_weights {
-        let unused = checkpoint::load_weights(path, &mut model, M::NAME)?;
-        println!("initial weights of `{}` from {}", M::NAME, path.display());
-        warn_unused(path, &unused);
+    if let Some(weights) = &options.init_weights {
+        load_weight_file::<M, C, H, W, K, D>(weights, &mut model)?;
+        println!(
+            "initial weights of `{}` from {}",
+            M::NAME,
+            weights.path.display()
+        );
     }
     Ok(Progress {
         model,
