@@ -15,9 +15,13 @@ ratios shows how far to trust them.
 On a GPU machine (`--device cuda`, see bench/cuda/), both sides run on the GPU and the
 binary is the CUDA build given by `--binary`.
 
+`--peer timm` measures timm's own VisionTransformer (fused attention) instead of the
+reference models of bench/pytorch/models.py, for plain ViT specs.
+
 Usage: cargo build --release -p vit-runtime && python3 bench/compare.py
            [--models lightvit,vit,deit,cnn] [--steps 20] [--rounds 3] [--threads 2] [--device cpu]
-           [--train-batch 128] [--infer-batch 1000] [--binary target/release/vit-runtime]
+           [--peer pytorch|timm] [--train-batch 128] [--infer-batch 1000]
+           [--binary target/release/vit-runtime]
 """
 
 import argparse
@@ -46,6 +50,8 @@ def main():
                     help="alternating vit-rs/PyTorch measurements per model")
     ap.add_argument("--threads", type=int, default=2, help="threads for both sides")
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    ap.add_argument("--peer", choices=["pytorch", "timm"], default="pytorch",
+                    help="PyTorch's side: the reference models, or timm's VisionTransformer")
     ap.add_argument("--train-batch", type=int, default=128)
     ap.add_argument("--infer-batch", type=int, default=1000)
     ap.add_argument("--binary", type=Path, default=BINARY, help="the vit-runtime to measure")
@@ -63,7 +69,7 @@ def main():
                              args.device, *common], env)
             torch = run_json([sys.executable, str(ROOT / "bench/pytorch/bench.py"), model,
                               "--device", args.device, "--threads", str(args.threads),
-                              *common])
+                              "--peer", args.peer, *common])
             if ours["device"] != args.device:
                 sys.exit(f"vit-runtime ran on {ours['device']}, not {args.device}")
             rounds.append((ours, torch))
@@ -80,7 +86,7 @@ def main():
     gib = 1 << 30
     train, infer = "train_images_per_sec", "infer_images_per_sec"
     print(f"{args.device}, train batch {args.train_batch}, inference batch {args.infer_batch}, "
-          f"{args.threads} CPU threads, medians of {args.rounds} alternating rounds")
+          f"{args.threads} CPU threads, peer {args.peer}, medians of {args.rounds} alternating rounds")
     print("| model | train img/s vit-rs | PyTorch | ratio (rounds) | inference img/s vit-rs "
           "| PyTorch | ratio (rounds) | peak RSS vit-rs | PyTorch |")
     print("|---|---|---|---|---|---|---|---|---|")

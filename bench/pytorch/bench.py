@@ -10,8 +10,13 @@ Prints one JSON line with the same keys as `vit-runtime bench --json`.
 On CUDA every timed step ends with `torch.cuda.synchronize()` (kernels run asynchronously),
 and the JSON adds the peak GPU memory PyTorch allocated.
 
+With `--peer timm` the model is timm's own `VisionTransformer` at the spec's sizes (plain
+ViT specs: its attention is fused `scaled_dot_product_attention`) instead of the reference
+model of `models.py`.
+
 Usage: python3 bench/pytorch/bench.py <model> [--device cpu|cuda] [--threads 2]
-           [--train-batch 128] [--infer-batch 1000] [--warmup 3] [--steps 20]
+           [--peer pytorch|timm] [--train-batch 128] [--infer-batch 1000] [--warmup 3]
+           [--steps 20]
 """
 
 import argparse
@@ -40,6 +45,31 @@ def optimizer_for(spec: dict, params):
     return torch.optim.SGD(params, lr=lr, momentum=opt.get("momentum", 0.0), weight_decay=wd)
 
 
+def timm_vit(spec: dict):
+    """timm's VisionTransformer with the sizes, dropout rates and LayerNorm eps of a plain
+    ViT spec (conv tokenizer, fused qkv, class token, learned positions, GELU)."""
+    from functools import partial
+
+    from timm.models import VisionTransformer
+
+    v = spec["vit"]
+    plain = dict(tokenizer="conv", qkv="fused", pooling="cls", positions="learned",
+                 activation="gelu", distillation=None)
+    for key, value in plain.items():
+        if v.get(key, value) != value:
+            sys.exit(f"--peer timm: {spec['name']} has {key}: {v[key]}, timm's ViT {value}")
+    c, h, w = (spec["input"][k] for k in ("channels", "height", "width"))
+    dim = v["embed_dim"]
+    hidden = v.get("mlp_hidden") or int(round(v["mlp_ratio"] * dim))
+    return VisionTransformer(
+        img_size=(h, w), patch_size=v["patch"], in_chans=c, num_classes=spec["classes"],
+        embed_dim=dim, depth=v["depth"], num_heads=v["heads"], mlp_ratio=hidden / dim,
+        qkv_bias=True, drop_rate=v.get("dropout", 0.0),
+        attn_drop_rate=v.get("attention_dropout", 0.0), drop_path_rate=v.get("drop_path", 0.0),
+        norm_layer=partial(torch.nn.LayerNorm, eps=v.get("norm_eps", 1e-5)),
+        final_norm=v.get("final_norm", True))
+
+
 def median_seconds(step, warmup: int, steps: int, sync) -> float:
     times = []
     for i in range(warmup + steps):
@@ -56,6 +86,8 @@ def main():
     ap.add_argument("model", choices=models.ALL_SPECS)
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     ap.add_argument("--threads", type=int, default=2, help="intra-op threads")
+    ap.add_argument("--peer", choices=["pytorch", "timm"], default="pytorch",
+                    help="the reference model of models.py, or timm's VisionTransformer")
     ap.add_argument("--train-batch", type=int, default=128)
     ap.add_argument("--infer-batch", type=int, default=1000)
     ap.add_argument("--warmup", type=int, default=3)
@@ -67,7 +99,7 @@ def main():
     spec = models.load_spec(args.model)
     device = torch.device(args.device)
     sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
-    model = models.build(args.model).to(device)
+    model = (timm_vit(spec) if args.peer == "timm" else models.build(args.model)).to(device)
     channels, height, width = (spec["input"][k] for k in ("channels", "height", "width"))
     classes = spec["classes"]
     distill = spec.get("vit", {}).get("distillation")

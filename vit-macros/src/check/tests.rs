@@ -278,6 +278,16 @@ fn checked_with(name: &str, from: &str, to: &str) -> usize {
 }
 
 #[test]
+fn norm_eps_defaults_to_pytorchs_and_must_be_positive() {
+    assert_eq!(vit(&checked("vit")).norm_eps, 1e-5);
+    assert_eq!(vit(&checked("vit_small_patch16_224")).norm_eps, 1e-6);
+    let small = model_text("vit_small_patch16_224");
+    let d = error_in(&small, "norm_eps: 1.0e-6", "norm_eps: 0");
+    assert!(d.message.contains("`vit.norm_eps`"), "{}", d.message);
+    assert_eq!(d.span.line, 20);
+}
+
+#[test]
 fn probabilities_are_in_zero_one() {
     let d = error_in(&model_text("vit"), "  dropout: 0.1", "  dropout: 1.0");
     assert_eq!(

@@ -35,7 +35,8 @@ pub struct PredictArgs {
     /// How many classes to list per image, most likely first.
     #[arg(long, default_value_t = 3, value_parser = flags::at_least_one)]
     top: usize,
-    /// Print one JSON document (an array with one object per image) instead of lines.
+    /// Print one JSON document instead of lines: an array with one object per image, each
+    /// class with its index, name, probability and logit.
     #[arg(long)]
     json: bool,
     /// Where to run: `cpu`, `cuda` (needs a build with `--features cuda`), or `auto`.
@@ -79,6 +80,8 @@ struct Class {
     index: usize,
     class: String,
     probability: f32,
+    /// The model's output for the class, before the softmax.
+    logit: f32,
 }
 
 struct Predict<'a>(&'a PredictArgs);
@@ -131,6 +134,7 @@ impl<D: SeededDevice> Visitor<D> for Predict<'_> {
                         index,
                         class: names[index].clone(),
                         probability,
+                        logit: logits[index],
                     })
                     .collect(),
             })
