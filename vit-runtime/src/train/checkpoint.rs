@@ -76,15 +76,7 @@ where
     M: TensorCollection<f32, D>,
     D: Device<f32>,
 {
-    let mut collect = Collect(Vec::new());
-    let walked = M::iter_tensors(&mut RecursiveWalker {
-        m: (model, String::new()),
-        f: &mut collect,
-    });
-    if let Err(never) = walked {
-        match never {}
-    }
-    let mut tensors = collect.0;
+    let mut tensors = tensors_of(model);
     for Moments { name, m, v } in optimizer.map(|o| o.moments.as_slice()).unwrap_or_default() {
         tensors.push((format!("optimizer.m.{name}"), vec![m.len()], m.clone()));
         tensors.push((format!("optimizer.v.{name}"), vec![v.len()], v.clone()));
@@ -274,14 +266,7 @@ where
     let bytes = read(path)?;
     let file = parse(path, &bytes)?;
     let saved = state(&bytes).map(|s| s.spec);
-    let mut ours = Collect(Vec::new());
-    let walked = M::iter_tensors(&mut RecursiveWalker {
-        m: (&*model, String::new()),
-        f: &mut ours,
-    });
-    if let Err(never) = walked {
-        match never {}
-    }
+    let ours = tensors_of(&*model);
     let mismatch = |tensor: &str, problem: String| CheckpointError::Mismatch {
         path: path.into(),
         model: model_name.into(),
@@ -290,7 +275,6 @@ where
         problem,
     };
     let prefix = ours
-        .0
         .iter()
         .filter(|(name, ..)| name == "cls_token" || name == "dist_token")
         .count();
@@ -301,7 +285,7 @@ where
             Some(values) => {
                 tensors.insert(name.clone(), (view.shape().to_vec(), values));
             }
-            None if ours.0.iter().any(|(ours, ..)| ours == name) => {
+            None if ours.iter().any(|(n, ..)| n == name) => {
                 let problem = format!("has dtype {:?}, expected F32", view.dtype());
                 return Err(mismatch(name, problem));
             }
@@ -309,7 +293,7 @@ where
         }
     }
     let mut adaptations = Vec::new();
-    for (name, shape, values) in &ours.0 {
+    for (name, shape, values) in &ours {
         let Some((from, theirs)) = tensors.get(name) else {
             continue;
         };
@@ -548,6 +532,23 @@ fn read_f32(file: &SafeTensors, name: &str) -> Option<Vec<f32>> {
             .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
             .collect()
     })
+}
+
+/// `(name, shape, values)` of every tensor of `model`, in visiting order.
+fn tensors_of<M, D>(model: &M) -> Vec<(String, Vec<usize>, Vec<f32>)>
+where
+    M: TensorCollection<f32, D>,
+    D: Device<f32>,
+{
+    let mut collect = Collect(Vec::new());
+    let walked = M::iter_tensors(&mut RecursiveWalker {
+        m: (model, String::new()),
+        f: &mut collect,
+    });
+    if let Err(never) = walked {
+        match never {}
+    }
+    collect.0
 }
 
 /// Collects `(name, shape, values)` of every tensor.
