@@ -370,8 +370,13 @@ fn adapt_positions(
         .find(|gh| n % gh == 0 && gh * width == (n / gh) * height)
         .expect("a generated model's positions cover its patch grid");
     let new = (gh, n / gh);
+    let kept = match prefix {
+        0 => "",
+        1 => ", the class token's kept",
+        _ => ", the class and distillation tokens' kept",
+    };
     let how = format!(
-        "positions resampled from a {old}x{old} grid to {}x{} (bicubic, antialiased), {prefix} token position(s) kept",
+        "positions resampled from a {old}x{old} grid to {}x{} (bicubic, antialiased){kept}",
         new.0, new.1
     );
     let resampled = super::adapt::resample_positions(theirs, prefix, dim, (old, old), new);
