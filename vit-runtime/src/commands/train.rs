@@ -5,6 +5,7 @@ use anyhow::Context;
 use clap::Args;
 use std::path::{Path, PathBuf};
 use vit_runtime::device::{DeviceChoice, SeededDevice};
+use vit_runtime::dfdx::nn::BuildModule;
 use vit_runtime::model::{ImageClassifier, ModelSpec, Visitor};
 use vit_runtime::train::{self, Existing, RunOptions, RunReport};
 
@@ -241,12 +242,11 @@ where
     D: SeededDevice,
     T: ImageClassifier<C, H, W, K, D>,
 {
-    let weights = train::WeightFile {
-        path: path.to_path_buf(),
-        adapt: false,
-    };
-    train::load_weights_for_eval::<T, C, H, W, K, D>(&weights, &D::seeded(0)?)
-        .with_context(|| format!("cannot use {} as the teacher `{}`", path.display(), T::NAME))
+    let mut teacher = T::build(&D::seeded(0)?);
+    let unused = train::checkpoint::load_weights(path, &mut teacher, T::NAME)
+        .with_context(|| format!("cannot use {} as the teacher `{}`", path.display(), T::NAME))?;
+    train::warn_unused(path, &unused);
+    Ok(teacher)
 }
 
 fn announce<M: ModelSpec, D: SeededDevice>(options: &RunOptions) {

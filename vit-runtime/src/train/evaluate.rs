@@ -152,9 +152,9 @@ where
     } else {
         checkpoint::load_weights(path, model, M::NAME).map_err(|e| match &e {
             checkpoint::CheckpointError::Mismatch { problem, .. } if problem.contains("shape") => {
-                anyhow::Error::new(e).context(
-                    "the weights are for other sizes; --adapt resamples the positions and the \
-                     patch kernels and gives the model a fresh head, as timm does",
+                anyhow::anyhow!(
+                    "{e}\n  (--adapt loads weights made for other sizes as timm does: positions \
+                     and patch kernels resampled, a fresh head for other classes)"
                 )
             }
             _ => e.into(),
