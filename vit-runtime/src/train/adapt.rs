@@ -97,7 +97,7 @@ pub fn resample_patch_kernels(
         let resize = DMatrix::from_row_slice(output, input, &bicubic_weights(input, output));
         resize
             .pseudo_inverse(f64::EPSILON * input.max(output) as f64)
-            .expect("an SVD of a finite matrix converges") // (input, output)
+            .expect("a non-negative eps") // (input, output)
     };
     let (ph, pw) = (pinv(old.0, new.0), pinv(old.1, new.1));
     let mut out = Vec::with_capacity(kernels.len() / (old.0 * old.1) * new.0 * new.1);

@@ -367,7 +367,7 @@ fn adapt_positions(
     // The model's grid has the image's aspect: gh * gw = n, gh / gw = height / width.
     let n = n_to - prefix;
     let gh = (1..=n)
-        .find(|gh| n % gh == 0 && gh * width == (n / gh) * height)
+        .find(|gh| n.is_multiple_of(*gh) && gh * width == (n / gh) * height)
         .expect("a generated model's positions cover its patch grid");
     let new = (gh, n / gh);
     let kept = match prefix {
