@@ -36,14 +36,7 @@ fn tensor(file: &str, name: &str) -> (Vec<usize>, Vec<f32>) {
             path.display()
         )
     });
-    let file = ::safetensors::SafeTensors::deserialize(&bytes).expect("a fixture file");
-    let view = file.tensor(name).unwrap_or_else(|e| panic!("{name}: {e}"));
-    let values = view
-        .data()
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
-    (view.shape().to_vec(), values)
+    common::file_tensor(&bytes, name).unwrap_or_else(|| panic!("{name} is missing from {file}"))
 }
 
 fn param<M: TensorCollection<f32, Cpu>>(model: &M, name: &str) -> common::Param {

@@ -47,16 +47,8 @@ impl Fixture {
     }
 
     fn tensor(&self, name: &str) -> (Vec<usize>, Vec<f32>) {
-        let file = ::safetensors::SafeTensors::deserialize(&self.bytes).expect("a fixture file");
-        let view = file
-            .tensor(&format!("{FIXTURE_PREFIX}{name}"))
-            .unwrap_or_else(|e| panic!("fixture tensor {name}: {e}"));
-        let values = view
-            .data()
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
-        (view.shape().to_vec(), values)
+        common::file_tensor(&self.bytes, &format!("{FIXTURE_PREFIX}{name}"))
+            .unwrap_or_else(|| panic!("fixture tensor {name} is missing"))
     }
 
     fn input(&self, dev: &Cpu) -> Tensor<(usize, Const<1>, Const<28>, Const<28>), f32, Cpu> {

@@ -9,6 +9,19 @@ use vit_runtime::dfdx::nn::tensor_collection::{
 };
 use vit_runtime::dfdx::prelude::*;
 
+/// `(shape, values)` of the F32 tensor `name` of a safetensors file's bytes; `None` if the
+/// file has no such tensor.
+pub fn file_tensor(bytes: &[u8], name: &str) -> Option<(Vec<usize>, Vec<f32>)> {
+    let file = ::safetensors::SafeTensors::deserialize(bytes).expect("a safetensors file");
+    let view = file.tensor(name).ok()?;
+    let values = view
+        .data()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    Some((view.shape().to_vec(), values))
+}
+
 /// One tensor of a model.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Param {
