@@ -87,8 +87,9 @@ def main():
     train, infer = "train_images_per_sec", "infer_images_per_sec"
     print(f"{args.device}, train batch {args.train_batch}, inference batch {args.infer_batch}, "
           f"{args.threads} CPU threads, peer {args.peer}, medians of {args.rounds} alternating rounds")
-    print("| model | train img/s vit-rs | PyTorch | ratio (rounds) | inference img/s vit-rs "
-          "| PyTorch | ratio (rounds) | peak RSS vit-rs | PyTorch |")
+    peer = "timm" if args.peer == "timm" else "PyTorch"
+    print(f"| model | train img/s vit-rs | {peer} | ratio (rounds) | inference img/s vit-rs "
+          f"| {peer} | ratio (rounds) | peak RSS vit-rs | {peer} |")
     print("|---|---|---|---|---|---|---|---|---|")
     for model, rounds in rows:
         ours_t, torch_t = median(rounds, 0, train), median(rounds, 1, train)
