@@ -19,10 +19,17 @@ impl Activation {
         x: Tensor<S, f32, D, T>,
     ) -> Tensor<S, f32, D, T> {
         match self {
-            Activation::Gelu => D::gelu(x),
+            Activation::Gelu => gelu(x),
             Activation::Relu => relu(x),
         }
     }
+}
+
+/// The exact (erf) GELU, PyTorch's `nn.GELU()`: the device's [`Kernels::gelu`].
+pub fn gelu<S: Shape, D: Kernels, T: Tape<f32, D>>(
+    x: Tensor<S, f32, D, T>,
+) -> Tensor<S, f32, D, T> {
+    D::gelu(x)
 }
 
 /// `max(x, 0)`: the device's [`Kernels::relu`] (on the CPU one parallel pass each way).

@@ -21,7 +21,7 @@ pub mod tokens;
 pub use attention::{FusedAttention, PerHeadAttention};
 pub use block::EncoderBlock;
 pub use cnn::{Conv2d, Pool};
-pub use functional::{dropout, linear, linear_2d, linear_rows, relu, Activation};
+pub use functional::{dropout, gelu, linear, linear_2d, linear_rows, relu, Activation};
 pub use kernels::composite::{gelu as composite_gelu, own_source};
 pub use kernels::{AttentionMaps, Epilogue, Kernels, Mode};
 pub use mlp::Mlp;
