@@ -39,7 +39,6 @@ pub(super) fn probability(spec: &Spec, path: &str, p: f64) -> Result<f64, Diagno
     Ok(p)
 }
 
-/// A snake_case identifier whose CamelCase names a Rust type.
 /// A snake_case name whose CamelCase is a Rust identifier.
 pub fn is_identifier(name: &str) -> bool {
     name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
