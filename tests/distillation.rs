@@ -123,7 +123,7 @@ fn gradients_of<M: TensorCollection<f32, Cpu>>(
 #[test]
 fn the_training_step_sends_no_gradient_to_the_teacher() {
     let dev = Cpu::seed_from_u64(5);
-    let student = Deit::<f32, Cpu>::build(&dev);
+    let mut student = Deit::<f32, Cpu>::build(&dev);
     let teacher = Cnn::<f32, Cpu>::build(&dev);
     let x: Tensor<(usize, Const<1>, Const<28>, Const<28>), f32, Cpu> =
         dev.sample_normal_like(&(4usize, Const, Const, Const));
@@ -136,7 +136,7 @@ fn the_training_step_sends_no_gradient_to_the_teacher() {
     // Gradient buffers for the teacher too, so that any gradient sent its way is kept.
     let mut grads = student.alloc_grads();
     teacher.zero_grads(&mut grads);
-    let (loss, predicted) = training_loss(&student, Some(&teacher), x, labels, grads);
+    let (loss, predicted) = training_loss(&mut student, Some(&teacher), x, labels, grads);
     assert_eq!(predicted.len(), 4);
     let mut grads = loss.backward();
 

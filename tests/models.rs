@@ -7,7 +7,7 @@ use common::{params, params_with_gradients};
 use vit_runtime::dfdx::nn::tensor_collection::TensorCollection;
 use vit_runtime::dfdx::prelude::*;
 use vit_runtime::model::{ImageClassifier, ModelSpec};
-use vit_runtime::models::{Cnn, Deit, Lightvit, Vit};
+use vit_runtime::models::{Cnn, CnnBn, Deit, Lightvit, Vit};
 use vit_runtime::nn::Mode;
 
 const CLASSES: usize = 10;
@@ -34,6 +34,9 @@ fn build<M: BuildModule<Cpu, f32>>(seed: u64) -> M {
 // cnn: conv 1->32 k3: 1*32*9+32 = 320, conv 32->64: 32*64*9+64 = 18496,
 //   conv 64->128: 64*128*9+128 = 73856, linear 6272->256: 6272*256+256 = 1605888,
 //   linear 256->10: 2570                                      -> 1,701,130
+// cnn_bn: convs 1->32, 32->32, 32->64, 64->64 (k3): 320 + 9248 + 18496 + 36928 = 64,992,
+//   4 batch norms, weight and bias: 2*(32+32+64+64) = 384 (running statistics are buffers),
+//   linear 3136->256: 803,072, linear 256->10: 2570           -> 871,018
 #[test]
 fn parameter_counts_equal_pytorchs_for_the_same_architectures() {
     fn check<M: BuildModule<Cpu, f32> + TensorCollection<f32, Cpu> + ModelSpec>(expected: usize) {
@@ -50,6 +53,7 @@ fn parameter_counts_equal_pytorchs_for_the_same_architectures() {
     check::<Vit<f32, Cpu>>(205_962);
     check::<Deit<f32, Cpu>>(206_740);
     check::<Cnn<f32, Cpu>>(1_701_130);
+    check::<CnnBn<f32, Cpu>>(871_018);
 }
 
 #[test]

@@ -214,7 +214,7 @@ fn lightvit_training_steps_match_pytorch() {
         let x = dev.tensor_from_vec(x, (batch.len(), Const, Const, Const));
         let y = dev.tensor_from_vec(y, (batch.len(), Const));
         let (loss, _) =
-            training_loss::<Model, Model, 1, 28, 28, 10, Cpu>(&model, None, x, y, grads);
+            training_loss::<Model, Model, 1, 28, 28, 10, Cpu>(&mut model, None, x, y, grads);
         worst_loss = worst_loss.max((loss.as_vec()[0] - expected_losses[step]).abs());
         grads = loss.backward();
         optimizer.update(&mut model, &grads, recipe.optimizer.lr);

@@ -290,6 +290,9 @@ class Cnn(nn.Module):
                 layers.append(nn.Conv2d(args["in"], args["out"], args["kernel"],
                                         stride=args.get("stride", 1),
                                         padding=args.get("padding", 0)))
+            elif kind == "batch_norm":
+                layers.append(nn.BatchNorm2d(args["features"], eps=args.get("eps", 1e-5),
+                                             momentum=args.get("momentum", 0.1)))
             elif kind in ("max_pool", "avg_pool"):
                 pool = nn.MaxPool2d if kind == "max_pool" else nn.AvgPool2d
                 layers.append(pool(args["kernel"], stride=args.get("stride") or args["kernel"]))

@@ -134,6 +134,12 @@ pub enum CnnLayer {
         in_hw: (usize, usize),
         out_hw: (usize, usize),
     },
+    /// Normalises the `c` channels of a map; the map's shape is unchanged.
+    BatchNorm {
+        c: usize,
+        eps: f64,
+        momentum: f64,
+    },
     MaxPool {
         c: usize,
         kernel: usize,

@@ -121,6 +121,7 @@ pub struct Cnn {
 #[serde(rename_all = "snake_case")]
 pub enum Layer {
     Conv(Conv),
+    BatchNorm(BatchNorm),
     MaxPool(Pool),
     AvgPool(Pool),
     Relu,
@@ -143,6 +144,18 @@ pub struct Conv {
     pub stride: usize,
     #[serde(default)]
     pub padding: usize,
+}
+
+/// `batch_norm: { features, eps, momentum }`, PyTorch's `nn.BatchNorm2d(features, eps,
+/// momentum)`; `eps` defaults to 1e-5 and `momentum` to 0.1, as there.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchNorm {
+    pub features: usize,
+    #[serde(default = "batch_norm_eps")]
+    pub eps: f64,
+    #[serde(default = "batch_norm_momentum")]
+    pub momentum: f64,
 }
 
 /// `max_pool` / `avg_pool: { kernel, stride }`; `stride` defaults to `kernel`.
@@ -367,6 +380,14 @@ fn yes() -> bool {
 
 fn half() -> f64 {
     0.5
+}
+
+fn batch_norm_eps() -> f64 {
+    1e-5
+}
+
+fn batch_norm_momentum() -> f64 {
+    0.1
 }
 
 fn one_usize() -> usize {

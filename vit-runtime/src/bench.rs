@@ -63,7 +63,7 @@ where
     for _ in 0..rounds {
         let x = input(config.train_batch);
         let started = Instant::now();
-        let (loss, _) = training_loss(&model, teacher.as_ref(), x, labels.clone(), grads);
+        let (loss, _) = training_loss(&mut model, teacher.as_ref(), x, labels.clone(), grads);
         std::hint::black_box(loss.as_vec());
         grads = loss.backward();
         optimizer.update(&mut model, &grads, M::RECIPE.optimizer.lr);

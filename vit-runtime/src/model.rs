@@ -104,6 +104,16 @@ pub trait ImageClassifier<
         mode: Mode,
     ) -> Heads<B, K, D, T>;
 
+    /// A training step's forward pass: [`Self::heads`] in `Mode::Train`, after which the
+    /// running statistics of batch-norm layers have moved toward this batch's, as in
+    /// PyTorch's training-mode forward.
+    fn train_heads<T: Tape<f32, D>>(
+        &mut self,
+        x: Tensor<(usize, Const<C>, Const<H>, Const<W>), f32, D, T>,
+    ) -> Heads<usize, K, D, T> {
+        self.heads(x, Mode::Train)
+    }
+
     /// Every head in evaluation mode, in chunks of about the device's
     /// [`Kernels::EVAL_CHUNK_FLOPS`](crate::nn::Kernels::EVAL_CHUNK_FLOPS).
     fn eval_heads(

@@ -1,6 +1,6 @@
 //! CNN layers: follows the feature shape through the list, as PyTorch would at run time.
 
-use super::rules::{positive, probability};
+use super::rules::{greater_than_zero, positive, probability};
 use crate::diagnostic::Diagnostic;
 use crate::ir::{self, CnnLayer, Feature, Input};
 use crate::spec::{self, Layer, Spec};
@@ -26,6 +26,7 @@ pub(super) fn check(
         let line = spec.locations.value(&path).line;
         let checked = match *layer {
             Layer::Conv(conv) => check_conv(spec, &path, conv, &shape)?,
+            Layer::BatchNorm(norm) => check_batch_norm(spec, &path, norm, &shape)?,
             Layer::MaxPool(pool) | Layer::AvgPool(pool) => {
                 let kind = if matches!(layer, Layer::MaxPool(_)) {
                     "max_pool"
@@ -147,7 +148,9 @@ impl Shape {
                 format!("the linear layer on line {line}"),
                 Some(format!("{path}.linear.out")),
             ),
-            CnnLayer::Relu | CnnLayer::Gelu | CnnLayer::Dropout(_) => return self,
+            CnnLayer::BatchNorm { .. } | CnnLayer::Relu | CnnLayer::Gelu | CnnLayer::Dropout(_) => {
+                return self
+            }
         };
         Shape {
             feature,
@@ -219,6 +222,43 @@ fn check_conv(
         padding,
         in_hw: (h, w),
         out_hw,
+    })
+}
+
+fn check_batch_norm(
+    spec: &Spec,
+    path: &str,
+    norm: spec::BatchNorm,
+    shape: &Shape,
+) -> Result<CnnLayer, Diagnostic> {
+    let p = |key: &str| format!("{path}.batch_norm.{key}");
+    let features = positive(spec, &p("features"), norm.features)?;
+    let (c, h, w) = shape.map(spec, &format!("{path}.batch_norm"), "batch_norm")?;
+    if features != c {
+        return Err(Diagnostic::new(
+            format!(
+                "batch_norm `features` ({features}) does not match the {c} channels coming into it"
+            ),
+            spec.locations.value(&p("features")),
+        )
+        .note(format!(
+            "they come from {}, which gives {c}x{h}x{w}",
+            shape.from
+        ))
+        .help(format!("set `features: {c}`")));
+    }
+    let eps = greater_than_zero(spec, &p("eps"), norm.eps)?;
+    if !(norm.momentum > 0.0 && norm.momentum <= 1.0) {
+        return Err(Diagnostic::new(
+            format!("`{}` must be in (0, 1], got {}", p("momentum"), norm.momentum),
+            spec.locations.value(&p("momentum")),
+        )
+        .help("the running statistics move by this fraction toward each batch's; PyTorch's default is 0.1"));
+    }
+    Ok(CnnLayer::BatchNorm {
+        c,
+        eps,
+        momentum: norm.momentum,
     })
 }
 

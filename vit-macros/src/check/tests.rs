@@ -170,6 +170,61 @@ fn cnn_derived_sizes() {
 }
 
 #[test]
+fn batch_norms_take_the_channels_of_the_map_before_them() {
+    let m = checked("cnn_bn");
+    let Arch::Cnn(cnn) = &m.arch else {
+        panic!("not a CNN")
+    };
+    let norms: Vec<&CnnLayer> = cnn
+        .layers
+        .iter()
+        .filter(|l| matches!(l, CnnLayer::BatchNorm { .. }))
+        .collect();
+    assert_eq!(norms.len(), 4);
+    assert_eq!(
+        *norms[2],
+        CnnLayer::BatchNorm {
+            c: 64,
+            eps: 1e-5,
+            momentum: 0.1
+        }
+    );
+}
+
+#[test]
+fn batch_norm_errors_point_at_their_key() {
+    let text = model_text("cnn_bn");
+    let d = error_in(
+        &text,
+        "batch_norm: { features: 64 }",
+        "batch_norm: { features: 32 }",
+    );
+    assert_eq!(
+        d.message,
+        "batch_norm `features` (32) does not match the 64 channels coming into it"
+    );
+    assert_eq!(d.span.line, 16);
+    let d = error_in(
+        &text,
+        "batch_norm: { features: 64 }",
+        "batch_norm: { features: 64, momentum: 0 }",
+    );
+    assert_eq!(
+        d.message,
+        "`cnn.layers[8].batch_norm.momentum` must be in (0, 1], got 0"
+    );
+    let d = error_in(
+        &text,
+        "batch_norm: { features: 64 }",
+        "batch_norm: { features: 64, eps: -1 }",
+    );
+    assert_eq!(
+        d.message,
+        "`cnn.layers[8].batch_norm.eps` must be greater than 0, got -1"
+    );
+}
+
+#[test]
 fn deit_accepts_cnn_as_teacher() {
     let student_spec = spec::parse(&model_text("deit")).unwrap();
     let student = check(&student_spec).unwrap();

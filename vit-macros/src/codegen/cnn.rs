@@ -15,6 +15,8 @@ pub fn emit(model: &Model, cnn: &Cnn, ty: &Ident) -> TokenStream {
     );
     let mut fields = Vec::new();
     let mut steps = Vec::new();
+    // Each batch norm's running-statistics update, in the order their statistics are pushed.
+    let mut updates = Vec::new();
     // A `conv` then `relu` is one op: the convolution writes its output once, rectified.
     let conv_then_relu = |i: usize| {
         matches!(cnn.layers[i], CnnLayer::Conv { .. })
@@ -43,6 +45,16 @@ pub fn emit(model: &Model, cnn: &Cnn, ty: &Ident) -> TokenStream {
                 } else {
                     quote!(let x = self.#field.forward(x);)
                 }
+            }
+            CnnLayer::BatchNorm { c, eps, momentum } => {
+                fields.push(Field::module(
+                    &field.to_string(),
+                    &key,
+                    quote!(#nn::BatchNorm2d<#c, E, D>),
+                ));
+                let (eps, momentum, index) = (eps as f32, momentum as f32, updates.len());
+                updates.push(quote!(self.#field.update_running(&stats[#index], #momentum);));
+                quote!(let x = self.#field.forward(x, mode, #eps, stats);)
             }
             CnnLayer::Linear { inp, out } => {
                 fields.push(Field::module(
@@ -89,6 +101,20 @@ pub fn emit(model: &Model, cnn: &Cnn, ty: &Ident) -> TokenStream {
         model.name
     );
     let (structure, collection) = struct_and_collection(ty, &doc, &fields);
+    // Without batch norms the trait's `train_heads` (`heads` in `Mode::Train`) is the same.
+    let train_heads = (!updates.is_empty()).then(|| {
+        quote! {
+            fn train_heads<T: Tape<f32, D>>(
+                &mut self,
+                x: Tensor<(usize, Const<#c>, Const<#h>, Const<#w>), f32, D, T>,
+            ) -> ::vit_runtime::model::Heads<usize, #k, D, T> {
+                let mut stats = ::std::vec::Vec::new();
+                let class = self.run_layers(x, #nn::Mode::Train, &mut stats);
+                #(#updates)*
+                ::vit_runtime::model::Heads { class, distill: None }
+            }
+        }
+    });
     quote! {
         #structure
 
@@ -102,6 +128,19 @@ pub fn emit(model: &Model, cnn: &Cnn, ty: &Ident) -> TokenStream {
                 pub fn forward<B: Dim>(&self, x: Tensor<(B, Const<#c>, Const<#h>, Const<#w>), f32, D>) -> Tensor<(B, Const<#k>), f32, D> {
                     ::vit_runtime::model::ImageClassifier::predict(self, x)
                 }
+
+                /// The layers in order; in `Mode::Train` each batch norm pushes its batch's
+                /// statistics onto `stats`.
+                fn run_layers<B: Dim, T: Tape<f32, D>>(
+                    &self,
+                    x: Tensor<(B, Const<#c>, Const<#h>, Const<#w>), f32, D, T>,
+                    mode: #nn::Mode,
+                    stats: &mut ::std::vec::Vec<#nn::BatchStatistics>,
+                ) -> Tensor<(B, Const<#k>), f32, D, T> {
+                    let _ = (mode, &stats);
+                    #(#steps)*
+                    x
+                }
             }
 
             impl<D: ::vit_runtime::nn::Kernels> ::vit_runtime::model::ImageClassifier<#c, #h, #w, #k, D> for #ty<f32, D> {
@@ -112,10 +151,11 @@ pub fn emit(model: &Model, cnn: &Cnn, ty: &Ident) -> TokenStream {
                     x: Tensor<(B, Const<#c>, Const<#h>, Const<#w>), f32, D, T>,
                     mode: #nn::Mode,
                 ) -> ::vit_runtime::model::Heads<B, #k, D, T> {
-                    let _ = mode;
-                    #(#steps)*
-                    ::vit_runtime::model::Heads { class: x, distill: None }
+                    let class = self.run_layers(x, mode, &mut ::std::vec::Vec::new());
+                    ::vit_runtime::model::Heads { class, distill: None }
                 }
+
+                #train_heads
 
                 fn attention(
                     &self,

@@ -78,6 +78,7 @@ pub fn params(model: &Model) -> usize {
                     kernel,
                     ..
                 } => out_c * in_c * kernel * kernel + out_c,
+                CnnLayer::BatchNorm { c, .. } => 2 * c,
                 CnnLayer::Linear { inp, out } => linear(inp, out),
                 _ => 0,
             })

@@ -116,6 +116,7 @@ fn wrong_type(path: &str, found: &str, expected: &str, written: &str, span: Span
             ("unit variant", _) => {
                 let example = match written {
                     "conv" => "{ in: 1, out: 32, kernel: 3 }",
+                    "batch_norm" => "{ features: 32 }",
                     "max_pool" | "avg_pool" => "{ kernel: 2 }",
                     "linear" => "{ in: 256, out: 10 }",
                     "dropout" => "0.5",

@@ -1,6 +1,6 @@
 //! The hot spots of a ViT or CNN step as single ops: linear layers, convolutions (with a
 //! fused ReLU), max
-//! pooling, GELU, ReLU, LayerNorm, dropout and the attention core (scores, softmax,
+//! pooling, GELU, ReLU, LayerNorm, batch norm, dropout and the attention core (scores, softmax,
 //! attention dropout, weighted sum) for both q/k/v layouts.
 //!
 //! Built from dfdx's ops, each of these is a chain of 5-15 passes over memory, each pass
@@ -13,6 +13,7 @@ mod base;
 pub mod composite;
 mod cpu;
 mod cpu_attention;
+mod cpu_batch_norm;
 mod cpu_conv;
 mod cpu_gemm;
 mod cpu_linear;
@@ -20,7 +21,9 @@ mod cpu_math;
 #[cfg(test)]
 mod tests;
 
-pub use base::{read, AttentionMaps, Epilogue, Maps, Mode, QkvLayout, Window};
+pub use base::{
+    read, AttentionMaps, BatchStatistics, Epilogue, Images, Maps, Mode, QkvLayout, Window,
+};
 
 use dfdx::prelude::*;
 
@@ -76,6 +79,19 @@ pub trait Kernels: Device<f32> {
         eps: f32,
     ) -> Tensor<(B, S, Const<M>), f32, Self, T> {
         composite::layer_norm(x, weight, bias, eps)
+    }
+
+    /// `nn.BatchNorm2d` on `(B, C, H, W)` maps: per channel, normalised with `running`
+    /// (mean, variance), or, when it is `None` (training), with the batch's own mean and
+    /// biased variance, which are returned for the running statistics.
+    fn batch_norm<B: Dim, const C: usize, const H: usize, const W: usize, T: Tape<f32, Self>>(
+        x: Images<B, C, H, W, Self, T>,
+        weight: &Tensor<Rank1<C>, f32, Self>,
+        bias: &Tensor<Rank1<C>, f32, Self>,
+        running: Option<(&Tensor<Rank1<C>, f32, Self>, &Tensor<Rank1<C>, f32, Self>)>,
+        eps: f32,
+    ) -> (Images<B, C, H, W, Self, T>, Option<BatchStatistics>) {
+        composite::batch_norm(x, weight, bias, running, eps)
     }
 
     /// Inverted dropout: zero each element with probability `p`, scale the rest by `1/(1-p)`.

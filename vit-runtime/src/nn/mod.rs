@@ -7,6 +7,7 @@
 //! instantiation with inconsistent sizes fails to build too.
 
 pub mod attention;
+pub mod batch_norm;
 pub mod block;
 pub mod cnn;
 pub mod functional;
@@ -19,11 +20,12 @@ pub mod positions;
 pub mod tokens;
 
 pub use attention::{FusedAttention, PerHeadAttention};
+pub use batch_norm::BatchNorm2d;
 pub use block::EncoderBlock;
 pub use cnn::{Conv2d, Pool};
 pub use functional::{dropout, gelu, linear, linear_2d, linear_rows, relu, Activation};
 pub use kernels::composite::{gelu as composite_gelu, own_source};
-pub use kernels::{AttentionMaps, Epilogue, Kernels, Mode};
+pub use kernels::{AttentionMaps, BatchStatistics, Epilogue, Kernels, Mode};
 pub use mlp::Mlp;
 pub use norm::LayerNorm;
 pub use patches::{PatchConv, PatchEmbed};

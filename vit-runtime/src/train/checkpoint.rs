@@ -432,10 +432,16 @@ where
 {
     let filled = fill(path, file, model, model_name, saved)?;
     let moments = |name: &str| saved.is_some() && name.starts_with("optimizer.");
+    // PyTorch's batch norms count their updates; with a fixed momentum (all vit-rs has)
+    // the count changes nothing, so the model keeps none and it is not worth a warning.
+    let batch_count = |name: &str| {
+        name.strip_suffix("num_batches_tracked")
+            .is_some_and(|layer| filled.all.contains(&format!("{layer}running_mean")))
+    };
     let mut unused: Vec<String> = file
         .names()
         .into_iter()
-        .filter(|name| !filled.all.contains(*name) && !moments(name))
+        .filter(|name| !filled.all.contains(*name) && !moments(name) && !batch_count(name))
         .cloned()
         .collect();
     unused.sort();

@@ -312,7 +312,7 @@ where
         );
         let x = batch.images::<D, C, H, W>(dev)?;
         let y = batch.one_hot::<D, K>(dev)?;
-        let (loss, predicted) = training_loss(&progress.model, teacher, x, y, grads);
+        let (loss, predicted) = training_loss(&mut progress.model, teacher, x, y, grads);
         let value = loss.as_vec()[0] as f64;
         if !value.is_finite() {
             bar.abandon();

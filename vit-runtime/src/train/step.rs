@@ -3,7 +3,6 @@ use super::evaluate::predictions;
 use super::loss;
 use crate::device::SeededDevice;
 use crate::model::{Heads, ImageClassifier};
-use crate::nn::Mode;
 use dfdx::prelude::*;
 
 /// The forward half of a training step: the loss to minimise and the predicted classes.
@@ -19,7 +18,7 @@ pub fn training_loss<
     const K: usize,
     D,
 >(
-    model: &M,
+    model: &mut M,
     teacher: Option<&Teacher>,
     x: Tensor<(usize, Const<C>, Const<H>, Const<W>), f32, D>,
     labels: Tensor<(usize, Const<K>), f32, D>,
@@ -31,7 +30,7 @@ where
     Teacher: ImageClassifier<C, H, W, K, D>,
 {
     let teacher_logits = teacher.map(|t| t.predict(x.clone()));
-    let heads = model.heads(x.traced(grads), Mode::Train);
+    let heads = model.train_heads(x.traced(grads));
     let predicted = predictions(&heads);
     let loss = objective::<M, C, H, W, K, D>(heads, labels, teacher_logits.as_ref());
     (loss, predicted)

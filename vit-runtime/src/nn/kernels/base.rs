@@ -10,6 +10,21 @@ pub enum Mode {
     Eval,
 }
 
+/// One training batch's per-channel statistics (a batch norm's), as the running statistics
+/// take them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchStatistics {
+    pub mean: Vec<f32>,
+    /// Biased (divided by `count`), as the normalisation uses it.
+    pub var: Vec<f32>,
+    /// Values per channel: batch x height x width.
+    pub count: usize,
+}
+
+/// A `(B, C, H, W)` batch of maps with a compile-time channel count and size.
+pub type Images<B, const C: usize, const H: usize, const W: usize, D, T> =
+    Tensor<(B, Const<C>, Const<H>, Const<W>), f32, D, T>;
+
 /// Post-softmax attention weights of one block: `(batch, heads, tokens, tokens)`.
 pub type AttentionMaps<B, const H: usize, const S: usize, D> =
     Tensor<(B, Const<H>, Const<S>, Const<S>), f32, D>;

@@ -1,6 +1,6 @@
 //! The fused ops built from dfdx's own ops: what non-CPU devices run, and the reference
 //! the CPU kernels are tested against.
-use super::base::{AttentionMaps, Epilogue, Maps, Mode, Window};
+use super::base::{read, AttentionMaps, BatchStatistics, Epilogue, Images, Maps, Mode, Window};
 use dfdx::prelude::*;
 
 /// The exact GELU `x * Phi(x)` with a correct gradient, from dfdx ops
@@ -68,6 +68,50 @@ pub fn layer_norm<B: Dim, S: Dim, const M: usize, D: Device<f32>, T: Tape<f32, D
     let w = weight.retaped::<T>().broadcast_like(&shape);
     let b = bias.retaped::<T>().broadcast_like(&shape);
     x.normalize::<Axis<2>>(eps) * w + b
+}
+
+/// See [`super::Kernels::batch_norm`]; dfdx's own `BatchNorm2D` computes the same way.
+#[allow(clippy::type_complexity)]
+pub fn batch_norm<
+    B: Dim,
+    const C: usize,
+    const H: usize,
+    const W: usize,
+    D: Device<f32>,
+    T: Tape<f32, D>,
+>(
+    x: Images<B, C, H, W, D, T>,
+    weight: &Tensor<Rank1<C>, f32, D>,
+    bias: &Tensor<Rank1<C>, f32, D>,
+    running: Option<(&Tensor<Rank1<C>, f32, D>, &Tensor<Rank1<C>, f32, D>)>,
+    eps: f32,
+) -> (Images<B, C, H, W, D, T>, Option<BatchStatistics>) {
+    let shape = *x.shape();
+    let (centered, scale, stats) = match running {
+        None => {
+            let mean = x.retaped::<T>().mean::<Rank1<C>, Axes3<0, 2, 3>>();
+            let batch_mean = read(&mean);
+            let centered = x - mean.broadcast_like(&shape);
+            let var = centered
+                .retaped::<T>()
+                .square()
+                .mean::<Rank1<C>, Axes3<0, 2, 3>>();
+            let stats = BatchStatistics {
+                mean: batch_mean,
+                var: read(&var),
+                count: shape.0.size() * H * W,
+            };
+            let scale = weight.retaped::<T>() / (var + eps).sqrt();
+            (centered, scale, Some(stats))
+        }
+        Some((mean, var)) => {
+            let std = (var.clone() + eps).sqrt();
+            let centered = x - mean.clone().broadcast_like(&shape);
+            (centered, weight.retaped::<T>() / std, None)
+        }
+    };
+    let y = centered * scale.broadcast_like(&shape) + bias.retaped::<T>().broadcast_like(&shape);
+    (y, stats)
 }
 
 /// See [`super::Kernels::attention`].

@@ -7,9 +7,11 @@
 //! copying it) and puts it back when done. Inputs must be contiguous
 //! (outputs of matmuls, additions or other ops, not permuted views); every caller in
 //! `nn` passes such tensors.
-use super::base::{read, AttentionMaps, Epilogue, Maps, Mode, QkvLayout, Window};
+use super::base::{
+    read, AttentionMaps, BatchStatistics, Epilogue, Images, Maps, Mode, QkvLayout, Window,
+};
 use super::Kernels;
-use super::{cpu_attention, cpu_conv, cpu_linear};
+use super::{cpu_attention, cpu_batch_norm, cpu_conv, cpu_linear};
 use dfdx::prelude::*;
 use rayon::prelude::*;
 
@@ -209,6 +211,16 @@ impl Kernels for Cpu {
             });
         }
         out.put_tape(tape)
+    }
+
+    fn batch_norm<B: Dim, const C: usize, const H: usize, const W: usize, T: Tape<f32, Self>>(
+        x: Images<B, C, H, W, Self, T>,
+        weight: &Tensor<Rank1<C>, f32, Self>,
+        bias: &Tensor<Rank1<C>, f32, Self>,
+        running: Option<(&Tensor<Rank1<C>, f32, Self>, &Tensor<Rank1<C>, f32, Self>)>,
+        eps: f32,
+    ) -> (Images<B, C, H, W, Self, T>, Option<BatchStatistics>) {
+        cpu_batch_norm::batch_norm(x, weight, bias, running, eps)
     }
 
     fn dropout<S: Shape, T: Tape<f32, Self>>(

@@ -110,6 +110,37 @@ fn fused_layer_norm_matches_composite_values_and_gradients() {
 }
 
 #[test]
+fn fused_batch_norm_matches_composite_with_batch_and_running_statistics() {
+    let dev = Cpu::seed_from_u64(6);
+    let x: Tensor<Rank4<5, 3, 4, 6>, f32, _> = dev.sample_normal::<Rank4<5, 3, 4, 6>>() * 2.0 + 0.7;
+    let w: Tensor<Rank1<3>, f32, _> = dev.sample_normal();
+    let b: Tensor<Rank1<3>, f32, _> = dev.sample_normal();
+    let r: Tensor<Rank4<5, 3, 4, 6>, f32, _> = dev.sample_normal();
+    let running_mean: Tensor<Rank1<3>, f32, _> = dev.sample_normal();
+    let running_var: Tensor<Rank1<3>, f32, _> = dev.sample_uniform::<Rank1<3>>() + 0.5;
+    for running in [None, Some((&running_mean, &running_var))] {
+        let stats = std::cell::RefCell::new(Vec::new());
+        assert_fused_matches_composite(|fused| {
+            let xt = x.leaky_trace();
+            let (y, batch) = if fused {
+                <Cpu as Kernels>::batch_norm(xt, &w, &b, running, 1e-3)
+            } else {
+                composite::batch_norm(xt, &w, &b, running, 1e-3)
+            };
+            stats.borrow_mut().push(batch);
+            values_and_grads(y, &r, &x, &w, &b)
+        });
+        let stats = stats.into_inner();
+        assert_eq!(stats[0].is_some(), running.is_none());
+        if let (Some(fused), Some(reference)) = (&stats[0], &stats[1]) {
+            assert_eq!(fused.count, 5 * 4 * 6);
+            assert_close("mean", &fused.mean, &reference.mean, TOL);
+            assert_close("var", &fused.var, &reference.var, TOL);
+        }
+    }
+}
+
+#[test]
 fn fused_dropout_zeroes_about_p_scales_survivors_and_routes_gradients_through_the_mask() {
     let dev = Cpu::seed_from_u64(3);
     let x: Tensor<Rank1<100_000>, f32, _> = dev.ones() + 1.0;
