@@ -233,7 +233,17 @@ fn check_batch_norm(
 ) -> Result<CnnLayer, Diagnostic> {
     let p = |key: &str| format!("{path}.batch_norm.{key}");
     let features = positive(spec, &p("features"), norm.features)?;
-    let (c, h, w) = shape.map(spec, &format!("{path}.batch_norm"), "batch_norm")?;
+    let (c, h, w) = match shape.feature {
+        Feature::Map { c, h, w } => (c, h, w),
+        Feature::Flat(n) => {
+            return Err(Diagnostic::new(
+                format!("batch_norm normalises the channels of a feature map, but the features are already flat ({n})"),
+                spec.locations.value(&format!("{path}.batch_norm")),
+            )
+            .note(format!("they come from {}", shape.from))
+            .help("put the batch norm before `flatten` (it is PyTorch's BatchNorm2d)"));
+        }
+    };
     if features != c {
         return Err(Diagnostic::new(
             format!(
