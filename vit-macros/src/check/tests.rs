@@ -203,7 +203,11 @@ fn batch_norm_errors_point_at_their_key() {
         d.message,
         "batch_norm `features` (32) does not match the 64 channels coming into it"
     );
-    assert_eq!(d.span.line, 16);
+    let line = 1 + text
+        .lines()
+        .position(|l| l.contains("batch_norm: { features: 64 }"))
+        .unwrap();
+    assert_eq!(d.span.line, line);
     let d = error_in(
         &text,
         "batch_norm: { features: 64 }",
