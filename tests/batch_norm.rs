@@ -43,12 +43,12 @@ fn max_diff(a: &[f32], b: &[f32]) -> f32 {
         .fold(0.0, f32::max)
 }
 
-/// The model with PyTorch's weights and running statistics, and the fixture's input.
-fn loaded() -> (
-    BnNet<f32, Cpu>,
-    Tensor<(usize, Const<2>, Const<6>, Const<6>), f32, Cpu>,
-    Vec<u8>,
-) {
+/// A batch of the fixture's `(B, 2, 6, 6)` maps.
+type Maps = Tensor<(usize, Const<2>, Const<6>, Const<6>), f32, Cpu>;
+
+/// The model with PyTorch's weights and running statistics, the fixture's input, and the
+/// fixture file's bytes.
+fn loaded() -> (BnNet<f32, Cpu>, Maps, Vec<u8>) {
     let dev = Cpu::seed_from_u64(0);
     let (path, bytes) = fixture();
     let mut model = BnNet::<f32, Cpu>::build(&dev);
