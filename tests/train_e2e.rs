@@ -518,7 +518,9 @@ fn unknown_model_and_bad_flags_are_clear_errors() {
     );
     // The model argument lists every compiled spec.
     assert!(
-        help.contains("[possible values: cnn, cnn_bn, deit, deit_long, lightvit, lightvit_fashion, vit"),
+        help.contains(
+            "[possible values: cnn, cnn_bn, deit, deit_long, lightvit, lightvit_fashion, vit"
+        ),
         "{help}"
     );
 }
