@@ -10,10 +10,6 @@
 use super::kernels::{read, BatchStatistics, Kernels, Mode};
 use dfdx::prelude::*;
 
-/// PyTorch's defaults, the spec's unless it says otherwise.
-pub const BATCH_NORM_EPS: f64 = 1e-5;
-pub const BATCH_NORM_MOMENTUM: f64 = 0.1;
-
 /// `nn.BatchNorm2d(C, eps, momentum)`: `weight` (gamma) and `bias` (beta) are trained,
 /// `running_mean` and `running_var` are saved with the weights but never trained.
 #[derive(Debug, Clone)]

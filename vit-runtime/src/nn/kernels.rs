@@ -22,7 +22,7 @@ mod cpu_math;
 mod tests;
 
 pub use base::{
-    read, AttentionMaps, BatchStatistics, Epilogue, Images, Maps, Mode, QkvLayout, Window,
+    read, AttentionMaps, BatchStatistics, Channels, Epilogue, Images, Maps, Mode, QkvLayout, Window,
 };
 
 use dfdx::prelude::*;
@@ -86,9 +86,9 @@ pub trait Kernels: Device<f32> {
     /// biased variance, which are returned for the running statistics.
     fn batch_norm<B: Dim, const C: usize, const H: usize, const W: usize, T: Tape<f32, Self>>(
         x: Images<B, C, H, W, Self, T>,
-        weight: &Tensor<Rank1<C>, f32, Self>,
-        bias: &Tensor<Rank1<C>, f32, Self>,
-        running: Option<(&Tensor<Rank1<C>, f32, Self>, &Tensor<Rank1<C>, f32, Self>)>,
+        weight: &Channels<C, Self>,
+        bias: &Channels<C, Self>,
+        running: Option<(&Channels<C, Self>, &Channels<C, Self>)>,
         eps: f32,
     ) -> (Images<B, C, H, W, Self, T>, Option<BatchStatistics>) {
         composite::batch_norm(x, weight, bias, running, eps)

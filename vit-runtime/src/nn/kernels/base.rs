@@ -21,6 +21,9 @@ pub struct BatchStatistics {
     pub count: usize,
 }
 
+/// One value per channel: a batch norm's weight, bias or running statistic.
+pub type Channels<const C: usize, D> = Tensor<Rank1<C>, f32, D>;
+
 /// A `(B, C, H, W)` batch of maps with a compile-time channel count and size.
 pub type Images<B, const C: usize, const H: usize, const W: usize, D, T> =
     Tensor<(B, Const<C>, Const<H>, Const<W>), f32, D, T>;

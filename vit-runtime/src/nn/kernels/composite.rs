@@ -1,6 +1,8 @@
 //! The fused ops built from dfdx's own ops: what non-CPU devices run, and the reference
 //! the CPU kernels are tested against.
-use super::base::{read, AttentionMaps, BatchStatistics, Epilogue, Images, Maps, Mode, Window};
+use super::base::{
+    read, AttentionMaps, BatchStatistics, Channels, Epilogue, Images, Maps, Mode, Window,
+};
 use dfdx::prelude::*;
 
 /// The exact GELU `x * Phi(x)` with a correct gradient, from dfdx ops
@@ -71,7 +73,6 @@ pub fn layer_norm<B: Dim, S: Dim, const M: usize, D: Device<f32>, T: Tape<f32, D
 }
 
 /// See [`super::Kernels::batch_norm`]; dfdx's own `BatchNorm2D` computes the same way.
-#[allow(clippy::type_complexity)]
 pub fn batch_norm<
     B: Dim,
     const C: usize,
@@ -81,9 +82,9 @@ pub fn batch_norm<
     T: Tape<f32, D>,
 >(
     x: Images<B, C, H, W, D, T>,
-    weight: &Tensor<Rank1<C>, f32, D>,
-    bias: &Tensor<Rank1<C>, f32, D>,
-    running: Option<(&Tensor<Rank1<C>, f32, D>, &Tensor<Rank1<C>, f32, D>)>,
+    weight: &Channels<C, D>,
+    bias: &Channels<C, D>,
+    running: Option<(&Channels<C, D>, &Channels<C, D>)>,
     eps: f32,
 ) -> (Images<B, C, H, W, D, T>, Option<BatchStatistics>) {
     let shape = *x.shape();

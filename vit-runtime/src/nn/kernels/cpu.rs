@@ -8,18 +8,14 @@
 //! (outputs of matmuls, additions or other ops, not permuted views); every caller in
 //! `nn` passes such tensors.
 use super::base::{
-    read, AttentionMaps, BatchStatistics, Epilogue, Images, Maps, Mode, QkvLayout, Window,
+    read, AttentionMaps, BatchStatistics, Channels, Epilogue, Images, Maps, Mode, QkvLayout, Window,
 };
 use super::Kernels;
 use super::{cpu_attention, cpu_batch_norm, cpu_conv, cpu_linear};
 use dfdx::prelude::*;
 use rayon::prelude::*;
 
-/// Rows handed to one rayon task: small enough to split a batch over 2+ cores, large
-/// enough that scheduling costs nothing.
-const CHUNK: usize = 16 * 1024;
-
-use super::cpu_math::{add_to, dot, erf, exp, keep_mask, sum, sum_map};
+use super::cpu_math::{add_to, dot, erf, exp, keep_mask, sum, sum_map, CHUNK};
 
 const SQRT_1_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
 /// `1 / sqrt(2 pi)`.
@@ -215,9 +211,9 @@ impl Kernels for Cpu {
 
     fn batch_norm<B: Dim, const C: usize, const H: usize, const W: usize, T: Tape<f32, Self>>(
         x: Images<B, C, H, W, Self, T>,
-        weight: &Tensor<Rank1<C>, f32, Self>,
-        bias: &Tensor<Rank1<C>, f32, Self>,
-        running: Option<(&Tensor<Rank1<C>, f32, Self>, &Tensor<Rank1<C>, f32, Self>)>,
+        weight: &Channels<C, Self>,
+        bias: &Channels<C, Self>,
+        running: Option<(&Channels<C, Self>, &Channels<C, Self>)>,
         eps: f32,
     ) -> (Images<B, C, H, W, Self, T>, Option<BatchStatistics>) {
         cpu_batch_norm::batch_norm(x, weight, bias, running, eps)

@@ -5,6 +5,10 @@
 //! libm's `expf` and `erff` are calls per element: `expf` was an eighth of a ViT
 //! inference pass (softmax), `erff` a tenth of a training step (GELU).
 
+/// Elements handed to one rayon task of an element-wise pass: small enough to split a
+/// batch over 2+ cores, large enough that scheduling costs nothing.
+pub(super) const CHUNK: usize = 16 * 1024;
+
 /// `erf` as a rational function of `x` (Eigen's `generic_fast_erf_float`; at most 4.2e-7
 /// from the exact value): no branches or calls, so the GELU loops vectorise once it is
 /// inlined into them. `libm::erff` made GELU a tenth of a ViT training step.
