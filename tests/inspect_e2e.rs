@@ -1,6 +1,6 @@
-//! `sweep` and `attention` end to end on a tiny LightViT run (512 MNIST training images,
-//! 256 test images, one epoch): the files they promise exist and decode, a finished sweep
-//! run is reused, and bad input is a clear error, never a panic. A few seconds in all.
+//! `sweep`, `compare` and `attention` end to end on a tiny LightViT run (512 MNIST training
+//! images, 256 test images, one epoch): the files they promise exist and decode, a finished
+//! sweep run is reused, and bad input is a clear error, never a panic. A few seconds in all.
 use safetensors::SafeTensors;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -234,6 +234,69 @@ fn a_sweep_of_several_models_compares_them_in_one_table_and_plot() {
         .path()
         .join("grid/lightvit_fashion/lr-0.002/checkpoint.safetensors")
         .exists());
+
+    // `compare` reads any runs' logs: one chart, one row per run.
+    let chart = tmp.path().join("plots/compare.png");
+    let mut compare = Command::new(BIN);
+    compare
+        .arg("compare")
+        .arg(sweep_dir.join("lightvit"))
+        .arg(tmp.path().join("grid/lightvit_fashion/lr-0.002"))
+        .args([
+            "--labels",
+            "plain,fashion 0.002",
+            "--reach",
+            "5,100",
+            "--out",
+        ])
+        .arg(&chart);
+    let stdout = succeed(&mut compare);
+    assert!(
+        stdout.contains("| epoch at 5% | epoch at 100% |"),
+        "{stdout}"
+    );
+    for label in ["plain", "fashion 0.002"] {
+        let row = stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("| {label} | 1 | ")))
+            .unwrap_or_else(|| panic!("no row for {label}:\n{stdout}"));
+        // Every tiny run beats 5% after its one epoch, none reaches 100%.
+        assert!(row.contains("| 1 | not reached |"), "{row}");
+    }
+    let (width, height, colours) = decode_png(&chart);
+    assert_eq!((width, height), (1000, 560));
+    assert!(colours > 10, "compare.png is almost empty");
+}
+
+#[test]
+fn bad_compare_input_is_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let compare = |args: &[&str]| {
+        let mut command = Command::new(BIN);
+        command.arg("compare").args(args).current_dir(tmp.path());
+        fail(&mut command)
+    };
+    let err = compare(&["runs/missing"]);
+    assert!(err.contains("runs/missing has no metrics.jsonl"), "{err}");
+    std::fs::create_dir_all(tmp.path().join("started")).unwrap();
+    std::fs::write(
+        tmp.path().join("started/metrics.jsonl"),
+        r#"{"kind":"step","epoch":1,"step":10,"lr":0.001,"loss":2.0,"train_acc":0.2,"images_per_sec":900.0,"seconds":1.0}"#,
+    )
+    .unwrap();
+    let err = compare(&["started"]);
+    assert!(err.contains("has no finished epoch yet"), "{err}");
+    let err = compare(&["started", "--labels", "a,b"]);
+    assert!(
+        err.contains("--labels gives 2 labels for 1 run directory"),
+        "{err}"
+    );
+    let err = compare(&["started", "--reach", "90,0"]);
+    assert!(
+        err.contains("'--reach <REACH>'") && err.contains("not an accuracy in percent"),
+        "{err}"
+    );
+    assert!(!tmp.path().join("compare.png").exists());
 }
 
 #[test]

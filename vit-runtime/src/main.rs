@@ -41,6 +41,9 @@ enum Command {
     /// Train one run per model / learning rate / batch size; plot their test accuracy per
     /// epoch, print a table and name the best.
     Sweep(commands::sweep::SweepArgs),
+    /// Plot the test accuracy per epoch of several runs in one chart and print a table:
+    /// final and best accuracy, the first epoch at given accuracies, wall time, images/s.
+    Compare(commands::compare::CompareArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -68,6 +71,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(args) => commands::on_device(&args),
         Command::Attention(args) => commands::on_device(&args),
         Command::Sweep(args) => commands::on_device(&args),
+        Command::Compare(args) => commands::compare::compare(&args),
     }
 }
 

@@ -12,6 +12,7 @@ use vit_runtime::train::WeightFile;
 
 pub mod attention;
 pub mod bench;
+pub mod compare;
 pub mod data;
 pub mod eval;
 pub mod flags;

@@ -137,6 +137,16 @@ pub struct RunSummary {
     pub reused: bool,
 }
 
+impl RunSummary {
+    /// The first epoch whose test accuracy is at least `accuracy` (in [0, 1]), if any.
+    pub fn first_epoch_reaching(&self, accuracy: f64) -> Option<usize> {
+        self.points
+            .iter()
+            .find(|&&(_, acc)| acc >= accuracy)
+            .map(|&(epoch, _)| epoch)
+    }
+}
+
 /// Summarises a run from its epoch records; `None` when no epoch has a test accuracy.
 pub fn summarise(
     label: String,
@@ -230,6 +240,26 @@ mod tests {
             images_per_sec: 0.0,
             seconds: 0.0,
         }
+    }
+
+    #[test]
+    fn the_first_epoch_reaching_an_accuracy_is_found_or_none() {
+        let run = summarise(
+            "vit".into(),
+            &[
+                epoch(1, 0.85),
+                epoch(2, 0.91),
+                epoch(3, 0.90),
+                epoch(4, 0.92),
+            ],
+            None,
+            false,
+        )
+        .unwrap();
+        assert_eq!(run.first_epoch_reaching(0.90), Some(2));
+        assert_eq!(run.first_epoch_reaching(0.92), Some(4));
+        assert_eq!(run.first_epoch_reaching(0.85), Some(1));
+        assert_eq!(run.first_epoch_reaching(0.925), None);
     }
 
     #[test]
