@@ -19,6 +19,16 @@ pub fn at_least_one(s: &str) -> Result<usize, String> {
     }
 }
 
+/// An accuracy in percent: above 0 and at most 100.
+pub fn percent(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(p) if p > 0.0 && p <= 100.0 => Ok(p),
+        _ => Err(format!(
+            "`{s}` is not an accuracy in percent (above 0, at most 100)"
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -40,6 +50,16 @@ mod tests {
         for bad in ["0", "-1", "1.5", "x", ""] {
             let error = at_least_one(bad).unwrap_err();
             assert!(error.contains("at least 1"), "{bad}: {error}");
+        }
+    }
+
+    #[test]
+    fn accuracies_are_percentages_above_zero_and_at_most_100() {
+        assert_eq!(percent("92.3"), Ok(92.3));
+        assert_eq!(percent("100"), Ok(100.0));
+        for bad in ["0", "-1", "101", "nan", "x", ""] {
+            let error = percent(bad).unwrap_err();
+            assert!(error.contains("percent"), "{bad}: {error}");
         }
     }
 }
