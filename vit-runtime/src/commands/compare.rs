@@ -65,13 +65,7 @@ pub fn compare(args: &CompareArgs) -> anyhow::Result<()> {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("cannot create {}", parent.display()))?;
     }
-    let series: Vec<SweepSeries> = rows
-        .iter()
-        .map(|r| SweepSeries {
-            label: r.summary.label.clone(),
-            points: r.summary.points.clone(),
-        })
-        .collect();
+    let series: Vec<SweepSeries> = rows.iter().map(|r| (&r.summary).into()).collect();
     // No run is marked best: runs compared here may differ in length or still be training.
     viz::plot_sweep(&args.out, &args.title, &series, 1, None)?;
     print!("{}", table(&rows, &args.reach));

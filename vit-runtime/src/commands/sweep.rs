@@ -305,13 +305,7 @@ fn report<D: SeededDevice>(
     if let Some(n) = args.limit_train {
         title += &format!(", {n} train images");
     }
-    let series: Vec<SweepSeries> = summaries
-        .iter()
-        .map(|s| SweepSeries {
-            label: s.label.clone(),
-            points: s.points.clone(),
-        })
-        .collect();
+    let series: Vec<SweepSeries> = summaries.iter().map(SweepSeries::from).collect();
     let plot = dir.join("sweep.png");
     viz::plot_sweep(&plot, &title, &series, epochs, sweep::best(summaries))?;
     println!(

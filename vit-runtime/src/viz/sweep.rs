@@ -1,5 +1,6 @@
 //! Test accuracy per epoch of every run of a sweep, in one chart.
 use super::base::{plot_error, register_font, PlotError};
+use crate::train::sweep::RunSummary;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use std::path::Path;
@@ -23,6 +24,15 @@ const TAB10: [RGBColor; 10] = [
 pub struct SweepSeries {
     pub label: String,
     pub points: Vec<(usize, f64)>,
+}
+
+impl From<&RunSummary> for SweepSeries {
+    fn from(run: &RunSummary) -> Self {
+        SweepSeries {
+            label: run.label.clone(),
+            points: run.points.clone(),
+        }
+    }
 }
 
 /// Draws every run's test accuracy against the epoch (the axis spans at least `epochs`);
