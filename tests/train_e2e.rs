@@ -270,6 +270,54 @@ fn checkpoint_of_another_spec_is_rejected_naming_the_tensor() {
     }
 }
 
+#[test]
+fn eval_on_the_training_split_augmented_as_another_recipe() {
+    let tmp = TempDir::new().unwrap();
+    let out = tmp.path().join("lightvit");
+    let args = [
+        "--limit-train",
+        "2000",
+        "--limit-test",
+        "100",
+        "--epochs",
+        "1",
+    ];
+    succeed(&mut train("lightvit", &out, &args));
+    let checkpoint = out.join("checkpoint.safetensors");
+    let on_train = |extra: &[&str]| {
+        let mut command = eval("lightvit", &checkpoint);
+        command.args(["--split", "train"]).args(extra);
+        succeed(&mut command)
+    };
+
+    let clean = on_train(&[]);
+    assert!(clean.contains("on the training split:"), "{clean}");
+    assert!(clean.contains("of 100 images"), "{clean}");
+    // `vit` trains on random crops and flips; lightvit's own recipe has none.
+    let augmented = on_train(&["--augment-as", "vit"]);
+    assert!(
+        augmented.contains("augmented as `vit` augments its training batches"),
+        "{augmented}"
+    );
+    assert!(augmented.contains("of 100 images"), "{augmented}");
+    let table = |stdout: &str| stdout.lines().skip(1).collect::<Vec<_>>().join("\n");
+    assert_ne!(
+        table(&clean),
+        table(&augmented),
+        "flipped and shifted digits were classified exactly as the originals"
+    );
+    let again = on_train(&["--augment-as", "vit"]);
+    assert_eq!(
+        augmented, again,
+        "the augmented views are drawn from the recipe's seed"
+    );
+
+    let mut unknown = eval("lightvit", &checkpoint);
+    unknown.args(["--augment-as", "no_such_model"]);
+    let stderr = fail(&mut unknown);
+    assert!(stderr.contains("no_such_model"), "{stderr}");
+}
+
 /// A weight file of PyTorch's reference model (`bench/pytorch/make_parity_fixtures.py`):
 /// the weights plus 3 `fixture.*` tensors that no model has.
 fn pytorch_weights(spec: &str) -> PathBuf {
@@ -517,11 +565,14 @@ fn unknown_model_and_bad_flags_are_clear_errors() {
         "`train --help` does not mention {missing:?}:\n{help}"
     );
     // The model argument lists every compiled spec.
+    let listed = format!(
+        "[possible values: {}]",
+        vit_runtime::models::NAMES.join(", ")
+    );
+    assert!(help.contains(&listed), "{listed} missing from:\n{help}");
     assert!(
-        help.contains(
-            "[possible values: cnn, cnn_bn, deit, deit_long, lightvit, lightvit_fashion, vit"
-        ),
-        "{help}"
+        listed.contains("cnn, cnn_aug, cnn_bn, deit, deit_long"),
+        "{listed}"
     );
 }
 

@@ -1,13 +1,15 @@
 //! `eval`: test accuracy, per-class accuracy and confusion matrix of a checkpoint or of
-//! plain weights.
+//! plain weights; also on the training images, as they are or augmented as a model's recipe
+//! augments them.
 use super::{load_model, model_names, weight_file, with_model, CommonArgs, DeviceCommand};
 use anyhow::bail;
-use clap::Args;
+use clap::{Args, ValueEnum};
 use std::path::PathBuf;
 use std::sync::Arc;
 use vit_runtime::data::{Loader, LoaderConfig};
 use vit_runtime::device::{DeviceChoice, SeededDevice};
 use vit_runtime::model::{ImageClassifier, Visitor};
+use vit_runtime::recipe::Recipe;
 use vit_runtime::train;
 
 #[derive(Args, Clone, Debug)]
@@ -28,6 +30,17 @@ pub struct EvalArgs {
     /// channel count, a fresh head for another class count); every change is listed.
     #[arg(long, requires = "weights")]
     adapt: bool,
+    /// The images to evaluate on: the test split, or the training split (to see, for
+    /// instance, how well a teacher labels what its student trains on; `--limit-test`
+    /// then counts training images).
+    #[arg(long, value_enum, default_value = "test")]
+    split: SplitChoice,
+    /// Evaluate on augmented views of the images, drawn as MODEL's recipe augments its
+    /// training batches (its crops and flips and its seed): how well a teacher labels the
+    /// views its student sees, `eval cnn --split train --augment-as deit_long`. The pixels
+    /// are still normalised as the evaluated model's recipe says.
+    #[arg(long, value_name = "MODEL", value_parser = model_names())]
+    augment_as: Option<String>,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -42,7 +55,27 @@ impl DeviceCommand for EvalArgs {
     }
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum SplitChoice {
+    Test,
+    Train,
+}
+
 struct Eval<'a>(&'a EvalArgs);
+
+/// The recipe of the model a visit lands on.
+struct RecipeOf;
+
+impl<D: SeededDevice> Visitor<D> for RecipeOf {
+    type Output = Recipe;
+
+    fn visit<M, const C: usize, const H: usize, const W: usize, const K: usize>(self) -> Recipe
+    where
+        M: ImageClassifier<C, H, W, K, D>,
+    {
+        M::RECIPE
+    }
+}
 
 impl<D: SeededDevice> Visitor<D> for Eval<'_> {
     type Output = anyhow::Result<()>;
@@ -61,8 +94,12 @@ impl<D: SeededDevice> Visitor<D> for Eval<'_> {
             &dev,
         )?;
         let recipe = M::RECIPE;
-        let splits = train::load_data::<C, H, W, K>(&recipe, args.common.data_dir.as_deref())?
-            .limit(None, args.common.limit_test);
+        let limit = args.common.limit_test;
+        let splits = train::load_data::<C, H, W, K>(&recipe, args.common.data_dir.as_deref())?;
+        let splits = match args.split {
+            SplitChoice::Test => splits.limit(None, limit),
+            SplitChoice::Train => splits.limit(limit, None),
+        };
         if !loaded.classes.is_empty() && loaded.classes != splits.classes {
             bail!(
                 "the checkpoint was trained on the classes [{}], but the test set of {} has [{}]",
@@ -71,13 +108,27 @@ impl<D: SeededDevice> Visitor<D> for Eval<'_> {
                 splits.classes.join(", ")
             );
         }
-        let config = LoaderConfig {
+        let mut config = LoaderConfig {
             batch_size: 500,
             ..LoaderConfig::eval(&recipe)
         };
-        let loader = Loader::new(Arc::new(splits.test), config)?;
+        let mut images = match args.split {
+            SplitChoice::Test => "the test split".to_string(),
+            SplitChoice::Train => "the training split".to_string(),
+        };
+        if let Some(other) = &args.augment_as {
+            let augmenting = with_model::<D, _>(other, RecipeOf)?;
+            config.augment = augmenting.augment;
+            config.seed = augmenting.seed;
+            images += &format!(", augmented as `{other}` augments its training batches");
+        }
+        let split = match args.split {
+            SplitChoice::Test => splits.test,
+            SplitChoice::Train => splits.train,
+        };
+        let loader = Loader::new(Arc::new(split), config)?;
         let evaluation = train::evaluate::<M, C, H, W, K, D>(&loaded.model, &loader, &dev)?;
-        println!("`{}` from {}:", M::NAME, loaded.origin);
+        println!("`{}` from {}, on {images}:", M::NAME, loaded.origin);
         print!("{}", evaluation.confusion.table(&splits.classes));
         if let (Some(c), Some(d)) = (evaluation.class_head, evaluation.dist_head) {
             println!(
