@@ -13,7 +13,7 @@ use common::params_with_gradients;
 use vit_runtime::dfdx::prelude::*;
 use vit_runtime::model::ImageClassifier;
 use vit_runtime::models::{Cnn, Lightvit, Vit};
-use vit_runtime::nn::Mode;
+use vit_runtime::nn::{Kernels, Mode};
 use vit_runtime::train::loss::cross_entropy;
 
 const CLASSES: usize = 10;
@@ -85,4 +85,45 @@ fn cnn_training_step_is_the_same_on_any_number_of_threads() {
 #[test]
 fn lightvit_training_step_is_the_same_on_any_number_of_threads() {
     assert_same_on_any_number_of_threads::<Lightvit<f32, Cpu>>();
+}
+
+/// Evaluation logits of a batch of several chunks (`Kernels::map_chunks` runs them side by
+/// side), as bit patterns, on `threads` threads; and those of each chunk evaluated alone.
+fn eval_bits<M>(threads: usize) -> (Vec<u32>, Vec<u32>)
+where
+    M: ImageClassifier<1, 28, 28, CLASSES, Cpu> + BuildModule<Cpu, f32>,
+{
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("thread pool");
+    pool.install(|| {
+        let dev = Cpu::seed_from_u64(6);
+        let model = M::build(&dev);
+        let budget = <Cpu as Kernels>::EVAL_CHUNK_FLOPS.expect("the CPU evaluates in chunks");
+        let chunk = (budget / M::SUMMARY.flops) as usize;
+        let n = 3 * chunk + chunk / 2;
+        let x: Tensor<(usize, Const<1>, Const<28>, Const<28>), f32, Cpu> =
+            dev.sample_normal_like(&(n, Const, Const, Const));
+        let all = model.eval_heads(x.clone()).class.as_vec();
+        let alone = (0..n)
+            .step_by(chunk)
+            .flat_map(|start| {
+                let images = x.clone().slice((start..(start + chunk).min(n), .., .., ..));
+                model.heads(images, Mode::Eval).class.as_vec()
+            })
+            .collect::<Vec<f32>>();
+        let bits = |v: Vec<f32>| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
+        (bits(all), bits(alone))
+    })
+}
+
+#[test]
+fn vit_evaluation_in_parallel_chunks_is_the_same_on_any_number_of_threads() {
+    let (one, alone) = eval_bits::<Vit<f32, Cpu>>(1);
+    assert_eq!(one, alone, "chunked evaluation differs from chunk-by-chunk");
+    for threads in [2, 3] {
+        let (many, _) = eval_bits::<Vit<f32, Cpu>>(threads);
+        assert_eq!(one, many, "1 and {threads} threads differ");
+    }
 }

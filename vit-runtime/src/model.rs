@@ -91,7 +91,7 @@ pub trait ImageClassifier<
     const W: usize,
     const K: usize,
     D: crate::nn::Kernels,
->: TensorCollection<f32, D, To<f32, D> = Self> + ModelSpec + Clone
+>: TensorCollection<f32, D, To<f32, D> = Self> + ModelSpec + Clone + Sync
 {
     /// The spec's `distillation.teacher` (a model of the same images and classes); `Self`
     /// for a model that does not distil.
@@ -115,7 +115,8 @@ pub trait ImageClassifier<
     }
 
     /// Every head in evaluation mode, in chunks of about the device's
-    /// [`Kernels::EVAL_CHUNK_FLOPS`](crate::nn::Kernels::EVAL_CHUNK_FLOPS).
+    /// [`Kernels::EVAL_CHUNK_FLOPS`](crate::nn::Kernels::EVAL_CHUNK_FLOPS), run as
+    /// [`Kernels::map_chunks`](crate::nn::Kernels::map_chunks) schedules them.
     fn eval_heads(
         &self,
         x: Tensor<(usize, Const<C>, Const<H>, Const<W>), f32, D>,
@@ -127,10 +128,12 @@ pub trait ImageClassifier<
         if n <= chunk {
             return self.heads(x, Mode::Eval);
         }
-        let mut parts = (0..n).step_by(chunk).map(|start| {
+        let parts = D::map_chunks(n.div_ceil(chunk), |i| {
+            let start = i * chunk;
             let images = x.clone().slice((start..(start + chunk).min(n), .., .., ..));
             self.heads(images, Mode::Eval)
         });
+        let mut parts = parts.into_iter();
         let first = parts.next().expect("n > chunk > 0, so one chunk at least");
         parts.fold(first, |all, part| Heads {
             class: (all.class, part.class).concat_along(Axis::<0>),

@@ -28,12 +28,18 @@ pub use base::{
 use dfdx::prelude::*;
 
 /// The fused ops a device offers; every method has the composite dfdx version as default.
-pub trait Kernels: Device<f32> {
+pub trait Kernels: Device<f32> + Send + Sync {
     /// Forward FLOPs per pass when evaluating a larger batch (`None`: all at once): the
     /// batch runs in chunks of about this much work. On the CPU a ViT's activations for
     /// 1000 images are hundreds of MB, far beyond the caches, and each op's passes over
     /// them cost more than its arithmetic; a model as small as LightViT needs no chunks.
     const EVAL_CHUNK_FLOPS: Option<u64> = None;
+
+    /// `f(0), ..., f(count - 1)` in order: independent pieces of work such as the chunks of
+    /// an evaluation. One after the other by default (a GPU queues them anyway).
+    fn map_chunks<R: Send>(count: usize, f: impl Fn(usize) -> R + Sync) -> Vec<R> {
+        (0..count).map(f).collect()
+    }
 
     /// A convolution: `(B, C, H, W) -> (B, O, HO * WO)`, with PyTorch's `(O, C, K, K)`
     /// weight as `(O, C * K * K)` and one bias per output channel, then `epilogue`.

@@ -54,6 +54,15 @@ impl Kernels for Cpu {
     /// 1000 at once; LightViT runs 1000 at once (1.5 GFLOPs are 5,000 of its images).
     const EVAL_CHUNK_FLOPS: Option<u64> = Some(1_500_000_000);
 
+    /// Chunks run side by side, one per thread: inside one chunk the kernels split rows
+    /// across threads, but the ops between them (dfdx's copies, allocations, small matmuls)
+    /// run on one core, so a single chunk leaves the others idle for much of its time.
+    /// Each chunk computes what it would alone, so the results do not depend on the
+    /// number of threads.
+    fn map_chunks<R: Send>(count: usize, f: impl Fn(usize) -> R + Sync) -> Vec<R> {
+        (0..count).into_par_iter().map(&f).collect()
+    }
+
     fn conv2d<O: Dim, T: Tape<f32, Self>>(
         x: Maps<Self, T>,
         weight: Tensor<(O, usize), f32, Self, T>,
