@@ -312,10 +312,13 @@ fn eval_on_the_training_split_augmented_as_another_recipe() {
         "the augmented views are drawn from the recipe's seed"
     );
 
+    // An unknown model is a usage error (exit code 2) that lists the compiled specs.
     let mut unknown = eval("lightvit", &checkpoint);
-    unknown.args(["--augment-as", "no_such_model"]);
-    let stderr = fail(&mut unknown);
-    assert!(stderr.contains("no_such_model"), "{stderr}");
+    let out = output(unknown.args(["--augment-as", "no_such_model"]));
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("unknown model `no_such_model`"), "{stderr}");
+    assert!(stderr.contains("cnn_aug"), "{stderr}");
 }
 
 /// A weight file of PyTorch's reference model (`bench/pytorch/make_parity_fixtures.py`):
