@@ -1,7 +1,9 @@
 //! `eval`: test accuracy, per-class accuracy and confusion matrix of a checkpoint or of
 //! plain weights; also on the training images, as they are or augmented as a model's recipe
 //! augments them.
-use super::{load_model, model_names, weight_file, with_model, CommonArgs, DeviceCommand};
+use super::{
+    load_model, model_names, recipe_of, weight_file, with_model, CommonArgs, DeviceCommand,
+};
 use anyhow::bail;
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
@@ -9,7 +11,6 @@ use std::sync::Arc;
 use vit_runtime::data::{Loader, LoaderConfig};
 use vit_runtime::device::{DeviceChoice, SeededDevice};
 use vit_runtime::model::{ImageClassifier, Visitor};
-use vit_runtime::recipe::Recipe;
 use vit_runtime::train;
 
 #[derive(Args, Clone, Debug)]
@@ -63,20 +64,6 @@ enum SplitChoice {
 
 struct Eval<'a>(&'a EvalArgs);
 
-/// The recipe of the model a visit lands on.
-struct RecipeOf;
-
-impl<D: SeededDevice> Visitor<D> for RecipeOf {
-    type Output = Recipe;
-
-    fn visit<M, const C: usize, const H: usize, const W: usize, const K: usize>(self) -> Recipe
-    where
-        M: ImageClassifier<C, H, W, K, D>,
-    {
-        M::RECIPE
-    }
-}
-
 impl<D: SeededDevice> Visitor<D> for Eval<'_> {
     type Output = anyhow::Result<()>;
 
@@ -112,20 +99,16 @@ impl<D: SeededDevice> Visitor<D> for Eval<'_> {
             batch_size: 500,
             ..LoaderConfig::eval(&recipe)
         };
-        let mut images = match args.split {
-            SplitChoice::Test => "the test split".to_string(),
-            SplitChoice::Train => "the training split".to_string(),
+        let (split, mut images) = match args.split {
+            SplitChoice::Test => (splits.test, "the test split".to_string()),
+            SplitChoice::Train => (splits.train, "the training split".to_string()),
         };
         if let Some(other) = &args.augment_as {
-            let augmenting = with_model::<D, _>(other, RecipeOf)?;
+            let augmenting = recipe_of::<D>(other)?;
             config.augment = augmenting.augment;
             config.seed = augmenting.seed;
             images += &format!(", augmented as `{other}` augments its training batches");
         }
-        let split = match args.split {
-            SplitChoice::Test => splits.test,
-            SplitChoice::Train => splits.train,
-        };
         let loader = Loader::new(Arc::new(split), config)?;
         let evaluation = train::evaluate::<M, C, H, W, K, D>(&loaded.model, &loader, &dev)?;
         println!("`{}` from {}, on {images}:", M::NAME, loaded.origin);

@@ -8,6 +8,7 @@ use clap::Args;
 use std::path::{Path, PathBuf};
 use vit_runtime::device::{DeviceChoice, Resolved, SeededDevice};
 use vit_runtime::model::{ImageClassifier, Visitor};
+use vit_runtime::recipe::Recipe;
 use vit_runtime::train::WeightFile;
 
 pub mod attention;
@@ -49,6 +50,25 @@ where
             vit_runtime::models::NAMES.join(", ")
         )
     })
+}
+
+/// The recipe of the spec named `name`.
+pub fn recipe_of<D: SeededDevice>(name: &str) -> anyhow::Result<Recipe> {
+    with_model::<D, _>(name, RecipeOf)
+}
+
+/// The recipe of the visited model.
+struct RecipeOf;
+
+impl<D: SeededDevice> Visitor<D> for RecipeOf {
+    type Output = Recipe;
+
+    fn visit<M, const C: usize, const H: usize, const W: usize, const K: usize>(self) -> Recipe
+    where
+        M: ImageClassifier<C, H, W, K, D>,
+    {
+        M::RECIPE
+    }
 }
 
 /// The clap parser of a model argument: one of the compiled specs, listed in `--help`; an

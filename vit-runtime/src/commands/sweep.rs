@@ -1,14 +1,12 @@
 //! `sweep`: one ordinary `train` run per model, learning rate and batch size, then one plot
 //! of their test accuracy per epoch and a table naming the best.
 use super::train::{Train, TrainArgs};
-use super::{flags, model_names, with_model, CommonArgs, DeviceCommand};
+use super::{flags, model_names, recipe_of, with_model, CommonArgs, DeviceCommand};
 use anyhow::{bail, Context};
 use clap::Args;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use vit_runtime::device::{DeviceChoice, SeededDevice};
-use vit_runtime::model::{ImageClassifier, Visitor};
-use vit_runtime::recipe::Recipe;
 use vit_runtime::train::metrics::MetricsLog;
 use vit_runtime::train::sweep::{self, Prior, RunFile, RunSettings, RunSummary, SweepPoint};
 use vit_runtime::train::{run_dir, Existing, RunDir, METRICS};
@@ -68,20 +66,6 @@ impl DeviceCommand for SweepArgs {
     }
 }
 
-/// The recipe of the visited model.
-struct RecipeOf;
-
-impl<D: SeededDevice> Visitor<D> for RecipeOf {
-    type Output = Recipe;
-
-    fn visit<M, const C: usize, const H: usize, const W: usize, const K: usize>(self) -> Recipe
-    where
-        M: ImageClassifier<C, H, W, K, D>,
-    {
-        M::RECIPE
-    }
-}
-
 /// One run of the sweep: a model and the values it is trained with.
 struct Run {
     settings: RunSettings,
@@ -111,7 +95,7 @@ fn runs<D: SeededDevice>(args: &SweepArgs, dir: &Path) -> anyhow::Result<Vec<Run
     let several = args.models.len() > 1;
     let mut runs = Vec::new();
     for model in &args.models {
-        let recipe = with_model::<D, _>(model, RecipeOf)?;
+        let recipe = recipe_of::<D>(model)?;
         for point in &points {
             let swept = !(args.lr.is_empty() && args.batch_size.is_empty());
             let (label, run_dir) = match (several, swept) {
@@ -295,7 +279,7 @@ fn report<D: SeededDevice>(
         (false, false) => "learning-rate x batch-size sweep",
         (true, true) => "comparison",
     };
-    let recipe = with_model::<D, _>(&args.models[0], RecipeOf)?;
+    let recipe = recipe_of::<D>(&args.models[0])?;
     let mut title = format!(
         "{} on {}, {swept}: {epochs} epochs, seed {}",
         args.models.join(", "),
