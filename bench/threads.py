@@ -13,23 +13,19 @@ Usage: cargo build --release -p vit-runtime && python3 bench/threads.py
 """
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-BINARY = ROOT / "target" / "release" / "vit-runtime"
+from compare import BINARY, run_json
+
 TRAIN, INFER = "train_images_per_sec", "infer_images_per_sec"
 
 
 def bench(binary: Path, model: str, threads: int, common: list) -> dict:
     env = dict(os.environ, RAYON_NUM_THREADS=str(threads))
-    out = subprocess.run([str(binary), "bench", model, "--json", "--device", "cpu", *common],
-                         cwd=ROOT, check=True, capture_output=True, text=True, env=env)
-    report = json.loads(out.stdout.strip().splitlines()[-1])
+    report = run_json([str(binary), "bench", model, "--json", "--device", "cpu", *common], env)
     if report["threads"] != threads:
         sys.exit(f"{model}: asked for {threads} threads, the pool had {report['threads']}")
     return report

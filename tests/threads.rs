@@ -20,16 +20,21 @@ const CLASSES: usize = 10;
 /// A training batch of the specs: 6,400 ViT token rows, many tasks per product and sum.
 const BATCH: usize = 128;
 
+/// `f` run on a pool of `threads` threads.
+fn on_threads<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("thread pool")
+        .install(f)
+}
+
 /// The loss and every gradient of one training step, as bit patterns, on `threads` threads.
 fn step_bits<M>(threads: usize) -> Vec<(String, Vec<u32>)>
 where
     M: ImageClassifier<1, 28, 28, CLASSES, Cpu> + BuildModule<Cpu, f32>,
 {
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .expect("thread pool");
-    pool.install(|| {
+    on_threads(threads, || {
         let dev = Cpu::seed_from_u64(5);
         let model = M::build(&dev);
         let x: Tensor<(usize, Const<1>, Const<28>, Const<28>), f32, Cpu> =
@@ -93,11 +98,7 @@ fn eval_bits<M>(threads: usize) -> (Vec<u32>, Vec<u32>)
 where
     M: ImageClassifier<1, 28, 28, CLASSES, Cpu> + BuildModule<Cpu, f32>,
 {
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .expect("thread pool");
-    pool.install(|| {
+    on_threads(threads, || {
         let dev = Cpu::seed_from_u64(6);
         let model = M::build(&dev);
         let budget = <Cpu as Kernels>::EVAL_CHUNK_FLOPS.expect("the CPU evaluates in chunks");
