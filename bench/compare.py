@@ -76,9 +76,13 @@ def measured_peak_gflops(threads: int):
     """FP32 GFLOP/s of bench/peak.c on `threads` threads, or None without a C compiler."""
     with tempfile.TemporaryDirectory() as tmp:
         exe = Path(tmp) / "peak"
-        build = subprocess.run(["cc", "-O2", "-march=native", "-pthread",
-                                str(ROOT / "bench/peak.c"), "-o", str(exe)],
-                               capture_output=True, text=True)
+        try:
+            build = subprocess.run(["cc", "-O2", "-march=native", "-pthread",
+                                    str(ROOT / "bench/peak.c"), "-o", str(exe)],
+                                   capture_output=True, text=True)
+        except FileNotFoundError:
+            print("no FP32 peak: no C compiler `cc`", file=sys.stderr)
+            return None
         if build.returncode != 0:
             print(f"no FP32 peak: bench/peak.c did not build:\n{build.stderr}", file=sys.stderr)
             return None
