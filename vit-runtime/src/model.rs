@@ -91,7 +91,7 @@ pub trait ImageClassifier<
     const W: usize,
     const K: usize,
     D: crate::nn::Kernels,
->: TensorCollection<f32, D, To<f32, D> = Self> + ModelSpec + Clone + Sync
+>: TensorCollection<f32, D, To<f32, D> = Self> + ModelSpec + Clone + crate::nn::Shareable
 {
     /// The spec's `distillation.teacher` (a model of the same images and classes); `Self`
     /// for a model that does not distil.

@@ -27,8 +27,23 @@ pub use base::{
 
 use dfdx::prelude::*;
 
+/// What a device, its tensors and its models must be for evaluation chunks to run on
+/// several threads: `Send + Sync` in a CPU-only build. A build with the `cuda` feature asks
+/// nothing: dfdx 0.13's `Cuda` holds a cudarc stream that is neither, so there every device
+/// runs its chunks one after the other.
+#[cfg(not(feature = "cuda"))]
+pub trait Shareable: Send + Sync {}
+#[cfg(not(feature = "cuda"))]
+impl<T: Send + Sync + ?Sized> Shareable for T {}
+/// What a device, its tensors and its models must be for evaluation chunks to run on
+/// several threads: nothing in a build with the `cuda` feature (see the CPU-only build's).
+#[cfg(feature = "cuda")]
+pub trait Shareable {}
+#[cfg(feature = "cuda")]
+impl<T: ?Sized> Shareable for T {}
+
 /// The fused ops a device offers; every method has the composite dfdx version as default.
-pub trait Kernels: Device<f32> + Send + Sync {
+pub trait Kernels: Device<f32> + Shareable {
     /// Forward FLOPs per pass when evaluating a larger batch (`None`: all at once): the
     /// batch runs in chunks of about this much work. On the CPU a ViT's activations for
     /// 1000 images are hundreds of MB, far beyond the caches, and each op's passes over
@@ -37,7 +52,7 @@ pub trait Kernels: Device<f32> + Send + Sync {
 
     /// `f(0), ..., f(count - 1)` in order: independent pieces of work such as the chunks of
     /// an evaluation. One after the other by default (a GPU queues them anyway).
-    fn map_chunks<R: Send>(count: usize, f: impl Fn(usize) -> R + Sync) -> Vec<R> {
+    fn map_chunks<R: Shareable>(count: usize, f: impl Fn(usize) -> R + Shareable) -> Vec<R> {
         (0..count).map(f).collect()
     }
 

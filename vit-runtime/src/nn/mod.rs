@@ -25,7 +25,7 @@ pub use block::EncoderBlock;
 pub use cnn::{Conv2d, Pool};
 pub use functional::{dropout, gelu, linear, linear_2d, linear_rows, relu, Activation};
 pub use kernels::composite::{gelu as composite_gelu, own_source};
-pub use kernels::{AttentionMaps, BatchStatistics, Epilogue, Kernels, Mode};
+pub use kernels::{AttentionMaps, BatchStatistics, Epilogue, Kernels, Mode, Shareable};
 pub use mlp::Mlp;
 pub use norm::LayerNorm;
 pub use patches::{PatchConv, PatchEmbed};

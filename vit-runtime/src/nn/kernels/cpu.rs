@@ -58,8 +58,12 @@ impl Kernels for Cpu {
     /// across threads, but the ops between them (dfdx's copies, allocations, small matmuls)
     /// run on one core, so a single chunk leaves the others idle for much of its time.
     /// Each chunk computes what it would alone, so the results do not depend on the
-    /// number of threads.
-    fn map_chunks<R: Send>(count: usize, f: impl Fn(usize) -> R + Sync) -> Vec<R> {
+    /// number of threads. (Not in a build with the `cuda` feature: see [`Shareable`](super::Shareable).)
+    #[cfg(not(feature = "cuda"))]
+    fn map_chunks<R: super::Shareable>(
+        count: usize,
+        f: impl Fn(usize) -> R + super::Shareable,
+    ) -> Vec<R> {
         (0..count).into_par_iter().map(&f).collect()
     }
 
