@@ -45,9 +45,14 @@ ROOT = Path(__file__).resolve().parents[1]
 BINARY = ROOT / "target" / "release" / "vit-runtime"
 
 
+def last_json(stdout: str) -> dict:
+    """The JSON report a benchmark prints as its last line."""
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
 def run_json(cmd, env=None) -> dict:
     out = subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True, env=env)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return last_json(out.stdout)
 
 
 PEERS = {  # peer name -> bench.py flags
@@ -69,7 +74,7 @@ def run_peer(model: str, peer: str, args, common: list):
         return None
     if out.returncode != 0:
         sys.exit(f"{' '.join(cmd)} failed:\n{out.stderr}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return last_json(out.stdout)
 
 
 def measured_peak_gflops(threads: int):
@@ -95,6 +100,13 @@ def ratio_cell(rounds, peer: str, key: str) -> str:
     if not ratios:
         return "n/a"
     return f"{statistics.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f})"
+
+
+def best_ratio_cell(rounds, peers: list, key: str) -> str:
+    """Median ratio vit-rs / the fastest peer of each round, with the per-round spread."""
+    best = [{"vit-rs": r["vit-rs"], "best": {key: max(r[p][key] for p in peers if r.get(p))}}
+            for r in rounds if any(r.get(p) for p in peers)]
+    return ratio_cell(best, "best", key)
 
 
 def median_cell(rounds, side: str, key: str, fmt="{:,.0f}") -> str:
@@ -153,23 +165,18 @@ def main():
               f"{' | '.join(f'vit-rs / {p}' for p in peers)} |")
         print(f"|---|---|{'---|' * (2 * len(peers))}")
         for model, rounds in rows:
-            for r in rounds:
-                present = [r[p][key] for p in peers if r.get(p)]
-                r["best"] = {key: max(present)} if present else None
             cells = [median_cell(rounds, "vit-rs", key)]
             cells += [median_cell(rounds, p, key) for p in peers]
             cells += [ratio_cell(rounds, p, key) for p in peers]
             print(f"| {model} | {' | '.join(cells)} |")
         if len(peers) > 1:
             print("\nvit-rs / fastest peer of each round: " + ", ".join(
-                f"{model} {ratio_cell(rounds, 'best', key)}" for model, rounds in rows))
+                f"{model} {best_ratio_cell(rounds, peers, key)}" for model, rounds in rows))
 
     gib = 1 << 30
-    known = [p for p in ("eager", "compile", "timm", "timm-compile") if p in peers]
-    counted = known[0] if known else None
     peak_text = " / ".join(f"{g:,.0f}" for g in peak if g) or "not measured"
     print(f"\nwork and memory (FP32 peak of {args.threads} thread(s), before / after: "
-          f"{peak_text} GFLOP/s; FLOPs counted by torch on `{counted}`):\n")
+          f"{peak_text} GFLOP/s; FLOPs counted by torch on the eager model of the first peer that ran):\n")
     print("| model | train MFLOP/image | train GFLOP/s vit-rs (% of peak) | inference MFLOP/image "
           "| inference GFLOP/s vit-rs (% of peak) | peak RSS vit-rs | "
           + " | ".join(f"peak RSS {p}" for p in peers) + " | compile s |")
@@ -178,7 +185,7 @@ def main():
     for model, rounds in rows:
         cells = []
         for key, flops_key in ((TRAIN, "train_flops_per_image"), (INFER, "infer_flops_per_image")):
-            flops = [r[counted][flops_key] for r in rounds if counted and r.get(counted)]
+            flops = [r[p][flops_key] for r in rounds for p in peers if r.get(p)]
             if not flops:
                 cells += ["n/a", "n/a"]
                 continue
